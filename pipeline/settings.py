@@ -75,7 +75,8 @@ class Settings:
     def __repr__(self) -> str:  # never show the secret key
         return (f"Settings(api_url={self.api_url!r}, broker_url={_redact(self.broker_url)!r}, "
                 f"database_url={_redact(self.database_url)!r}, write_rate={self.write_rate}, "
-                f"write_burst={self.write_burst}, read_rate={self.read_rate}, linger={self.linger})")
+                f"write_burst={self.write_burst}, read_rate={self.read_rate}, "
+                f"linger={self.linger})")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -91,7 +92,8 @@ class Settings:
             linger = float(linger_text)
             burst = int(burst_text)
         except ValueError as exc:
-            raise ConfigError(f"ORDERSYNC_LINGER/ORDERSYNC_WRITE_BURST must be numbers: {exc}") from None
+            raise ConfigError(
+                f"ORDERSYNC_LINGER/ORDERSYNC_WRITE_BURST must be numbers: {exc}") from None
         if linger < 0 or burst < 1:
             raise ConfigError("ORDERSYNC_LINGER must be ≥ 0 and ORDERSYNC_WRITE_BURST ≥ 1")
         return cls(

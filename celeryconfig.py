@@ -1,0 +1,55 @@
+"""Celery settings for ordersync, read from the environment (CONTRACT §2).
+
+With ORDERSYNC_BROKER_URL unset, the broker is kombu's in-process memory transport: the
+embedded mode, where `ordersync sync` runs a worker inside its own process.
+"""
+
+from __future__ import annotations
+
+from kombu.entity import Queue
+
+from pipeline.settings import Settings
+
+_settings = Settings.from_env()
+
+broker_url = _settings.broker_url or "memory://"
+broker_connection_retry_on_startup = True
+# Redis redelivers an unacknowledged message after this; it must outlast the longest countdown
+# (retry policy caps at 300 s), or ETA tasks would run twice.
+broker_transport_options = {"visibility_timeout": 3600}
+
+# One queue per stage so stages scale apart (`celery -A tasks worker -Q ordersync.upsert`);
+# a plain worker consumes all three.
+task_queues = (
+    Queue("ordersync.ingest"),
+    Queue("ordersync.upsert"),
+    Queue("ordersync.confirm"),
+)
+task_default_queue = "ordersync.ingest"
+task_routes = {
+    "ordersync.normalize": {"queue": "ordersync.ingest"},
+    "ordersync.validate": {"queue": "ordersync.ingest"},
+    "ordersync.batch": {"queue": "ordersync.ingest"},
+    "ordersync.flush": {"queue": "ordersync.ingest"},
+    "ordersync.upsert": {"queue": "ordersync.upsert"},
+    "ordersync.patch": {"queue": "ordersync.upsert"},
+    "ordersync.delete": {"queue": "ordersync.upsert"},
+    "ordersync.confirm": {"queue": "ordersync.confirm"},
+}
+
+# Nothing is lost when a worker dies mid-task: the message is acknowledged only after the task
+# has written its state, and a killed worker's message goes back to the queue.
+task_acks_late = True
+task_reject_on_worker_lost = True
+worker_prefetch_multiplier = 1
+
+task_serializer = "json"
+accept_content = ["json"]
+task_ignore_result = True  # state lives in the store; results would only duplicate it
+result_backend = None
+
+# Flower: events for every task, with arguments that carry ids and counts only (see tasks/).
+worker_send_task_events = True
+task_send_sent_event = True
+task_track_started = True
+worker_hijack_root_logger = False

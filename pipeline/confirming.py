@@ -1,0 +1,158 @@
+"""Confirming that posted orders exist in Sendcloud (the API saves asynchronously).
+
+One GET filtered by every integration of the batch, plus the narrowest date filter that still
+matches all of them, newest first, 200 a page: a batch that was just created is found on the
+first page, so the steady state is one GET per batch. A batch of one or two orders is looked up by
+order_id instead (as cheap, and exact). An order counts as confirmed when the version Sendcloud
+shows is at least the one we sent; an older or missing one is "not visible yet" and is checked
+again later, up to a bound; then it is posted once more; then dead-lettered as "not visible".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pipeline.client import SendcloudClient
+from pipeline.errors import ApiError, ConfigError, FieldError, RateLimited
+from pipeline.outbox_store import OutboxRow
+from pipeline.retry import Action, decide
+from pipeline.sender import DONE, Services, Step
+
+PAGE_SIZE = 200
+MAX_PAGES = 5  # past this, the orders are not where a fresh write lands: look again later
+CONFIRM_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ≈ 1 minute in all before reposting
+NOT_VISIBLE = "not visible"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    filters: dict[str, Any]
+    wanted: frozenset[tuple[int, str]]
+
+
+def plan_lookups(rows: Sequence[OutboxRow]) -> list[Lookup]:
+    """The GETs that find these orders: per order for one or two, else one for the batch."""
+    if len(rows) <= 2:
+        return [Lookup({"integration": r.key[0], "order_id": r.key[1]}, frozenset([r.key]))
+                for r in rows]
+    integrations = sorted({r.key[0] for r in rows})
+    filters: dict[str, Any] = {"integration": integrations, "sort": "-pk",
+                               "page_size": PAGE_SIZE}
+    filters.update(_date_floor(rows))
+    return [Lookup(filters, frozenset(r.key for r in rows))]
+
+
+def _date_floor(rows: Sequence[OutboxRow]) -> dict[str, str]:
+    """`*_min` filters only: whether the API reads them as the shop's dates or as its own
+    save time, every order of the batch is on or after them, so nothing is filtered out."""
+    updated = [_at(r.payload, "order_updated_at") for r in rows]
+    if all(updated):
+        return {"order_updated_at_min": min(u for u in updated if u)[:10]}
+    created = [_at(r.payload, "order_created_at") for r in rows]
+    if all(created):
+        return {"order_created_at_min": min(c for c in created if c)[:10]}
+    return {}
+
+
+def _at(payload: Mapping[str, Any], name: str) -> str | None:
+    details = payload.get("order_details")
+    value = details.get(name) if isinstance(details, Mapping) else None
+    return value if isinstance(value, str) and len(value) >= 10 else None
+
+
+def find(client: SendcloudClient, lookup: Lookup) -> dict[tuple[int, str], dict[str, Any]]:
+    """Visible orders of `lookup.wanted`, stopping as soon as all are found."""
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    for order in _bounded(client.iter_orders(**lookup.filters), MAX_PAGES * PAGE_SIZE):
+        key = _key(order)
+        if key in lookup.wanted:
+            found[key] = order
+            if len(found) == len(lookup.wanted):
+                break
+    return found
+
+
+def _bounded(orders: Iterator[dict[str, Any]], limit: int) -> Iterable[dict[str, Any]]:
+    for seen, order in enumerate(orders):
+        if seen >= limit:
+            return
+        yield order
+
+
+def _key(order: Mapping[str, Any]) -> tuple[int, str] | None:
+    try:
+        return int(order["order_details"]["integration"]["id"]), str(order["order_id"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def is_current(visible: Mapping[str, Any], sent: Mapping[str, Any]) -> bool:
+    """Sendcloud shows the version we sent, or a newer one."""
+    shown, ours = _version(visible), _version(sent)
+    return ours is None or (shown is not None and shown >= ours)
+
+
+def _version(order: Mapping[str, Any]) -> datetime | None:
+    details = order.get("order_details")
+    if not isinstance(details, Mapping):
+        return None
+    value = details.get("order_updated_at") or details.get("order_created_at")
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None
+
+
+def confirm_batch(svc: Services, batch_id: str, attempt: int, rand: float = 0.5) -> Step:
+    """Look for the posted orders of a batch; settle the ones found. `attempt` counts earlier
+    looks (0 for the first)."""
+    rows = [r for r in svc.store.outbox.rows(batch_id) if r.state == "posted"]
+    if not rows:
+        return DONE
+    visible: dict[int, int] = {}
+    try:
+        for lookup in plan_lookups(rows):
+            found = find(svc.client, lookup)
+            for row in rows:
+                order = found.get(row.key)
+                if order is not None and is_current(order, row.payload):
+                    visible[row.id] = int(order["id"])
+    except (ApiError, ConfigError) as error:
+        return _lookup_failed(svc, error, attempt, rand)
+    if visible:
+        svc.store.outbox.settle(list(visible), visible)
+    missing = [r for r in rows if r.id not in visible]
+    if not missing:
+        return DONE
+    if attempt < len(CONFIRM_DELAYS):
+        return Step(retry_in=CONFIRM_DELAYS[attempt])
+    return _give_up(svc, missing)
+
+
+def _lookup_failed(svc: Services, error: ApiError | ConfigError, attempt: int,
+                   rand: float) -> Step:
+    """A GET failed. The orders stay posted; look again later unless operators must act."""
+    decision = decide(error, attempt, rand, svc.policy)
+    if decision.action is Action.STOP:
+        svc.store.set_alert("stopped", str(error))
+        return Step(stop=error)
+    svc.store.bump("retried")
+    if isinstance(error, RateLimited):
+        svc.limiter.penalize("read", decision.countdown)
+        return Step(retry_in=decision.countdown)
+    return Step(retry_in=max(decision.countdown, 1.0))
+
+
+def _give_up(svc: Services, missing: Sequence[OutboxRow]) -> Step:
+    """Post each invisible order once more; one that stays invisible is dead-lettered."""
+    again = [r.id for r in missing if not r.reposted]
+    gone = {r.id: [FieldError("", "Sendcloud accepted the order but never showed it")]
+            for r in missing if r.reposted}
+    if again:
+        svc.store.outbox.repost(again)
+    if gone:
+        svc.store.outbox.dead_letter(gone, NOT_VISIBLE)
+    return Step(done=True, flush=bool(again))

@@ -1,0 +1,56 @@
+"""Turning pending outbox rows into batches: full batches at once, partial ones after the
+linger (so a trickle of single orders still fills batches), patches and deletes one a batch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from pipeline.store import Store
+
+BATCH_SIZE = 100  # the API's maximum per POST
+SINGLES_PER_FLUSH = 50  # patches/deletes claimed per flush; the rest wait for the next one
+STALE_CLAIM = 900.0  # seconds: longer than any retry countdown, so only dead claims are reaped
+
+
+@dataclass
+class Dispatch:
+    upserts: list[str] = field(default_factory=list)  # batch ids for the upsert task
+    singles: list[tuple[str, str]] = field(default_factory=list)  # (kind, batch id)
+    remaining: bool = False  # pending rows are left: another flush is needed
+
+    @property
+    def empty(self) -> bool:
+        return not self.upserts and not self.singles
+
+
+def full_batches(store: Store) -> Dispatch:
+    """Claim every full batch of pending upserts (called after each enqueue)."""
+    out = Dispatch()
+    counts = store.outbox.pending_counts()
+    pending = counts.get("upsert", (0, None))[0]
+    while pending >= BATCH_SIZE:
+        batch_id = store.outbox.claim("upsert", BATCH_SIZE)
+        if batch_id is None:
+            break  # the rest belong to orders already in flight
+        out.upserts.append(batch_id)
+        pending -= BATCH_SIZE
+    out.remaining = any(n for n, _ in store.outbox.pending_counts().values())
+    return out
+
+
+def due_batches(store: Store, linger: float, now: float | None = None) -> Dispatch:
+    """Claim what has waited at least `linger` seconds, partial batches included."""
+    now = time.time() if now is None else now
+    out = Dispatch()
+    store.outbox.reap(STALE_CLAIM)
+    while (batch_id := store.outbox.claim("upsert", BATCH_SIZE, older_than=now - linger)):
+        out.upserts.append(batch_id)
+    for kind in ("delete", "patch"):
+        for _ in range(SINGLES_PER_FLUSH):
+            single = store.outbox.claim(kind, 1, older_than=now - linger)
+            if single is None:
+                break
+            out.singles.append((kind, single))
+    out.remaining = any(n for n, _ in store.outbox.pending_counts().values())
+    return out

@@ -1,0 +1,352 @@
+"""The outbox and the ledger: what is waiting to be sent, what is in flight, and what Sendcloud
+is known to hold. The rules for an incoming operation are in `pipeline.outbox` (pure); this
+module is the transactions around them.
+
+Row states: pending (one per order at most) → inflight (claimed into a batch; no order is in two
+in-flight batches, so the pipeline never causes its own conflicts) → posted (the API accepted it,
+waiting for confirmation) → gone (settled into the ledger, or dead-lettered).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, exists, func, select, update
+from sqlalchemy.orm import aliased
+
+from pipeline.accounting import bump_outcomes, insert_dead_letter
+from pipeline.db import dumps, loads, lock_keys, transaction
+from pipeline.errors import FieldError, RecordRejected
+from pipeline.outbox import Known, Ref, Verdict, decide
+from pipeline.patching import apply_patch, payload_hash
+from pipeline.records import Operation, OrderKey
+from pipeline.tables import chunks, ledger, outbox
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    key: OrderKey
+    kind: str
+    version: str
+    payload: dict[str, Any]
+    refs: list[Ref]
+    attempts: int
+    sendcloud_id: int | None
+    reposted: bool
+    state: str
+
+    def as_record(self) -> dict[str, Any]:
+        """The row as a producer record (CONTRACT §1): what a dead letter keeps for replay."""
+        if self.kind == "upsert":
+            return self.payload
+        record: dict[str, Any] = {"op": self.kind, "integration_id": self.key[0],
+                                  "order_id": self.key[1], "version": self.version}
+        if self.kind == "patch":
+            record["changes"] = self.payload
+        return record
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    state: str
+    version: str
+    payload: dict[str, Any] | None
+    sendcloud_id: int | None
+
+
+def version_text(value: datetime) -> str:
+    """Canonical UTC text of a version: compares the same as strings and as times."""
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+class OutboxStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- enqueue --------------------------------------------------------------------------------
+
+    def enqueue(self, sid: str, ops: Sequence[Operation],
+                chunk_id: str | None = None) -> Counter[str]:
+        """Put operations into the outbox (coalescing, superseding, folding patches) and drop
+        the chunk they came from, in one transaction. Returns the count of each verdict."""
+        tally: Counter[str] = Counter()
+        outcomes: Counter[tuple[str, str]] = Counter()
+        with transaction(self.engine) as conn:
+            lock_keys(conn, [op.key for op in ops])
+            for op in ops:
+                verdict = self._enqueue_one(conn, sid, op, outcomes)
+                tally[verdict] += 1
+            if chunk_id is not None:
+                conn.execute(chunks.delete().where(chunks.c.id == chunk_id))
+            bump_outcomes(conn, outcomes)
+        return tally
+
+    def _enqueue_one(self, conn: Connection, sid: str, op: Operation,
+                     outcomes: Counter[tuple[str, str]]) -> str:
+        pending_row = self._rows_for(conn, op.key, ("pending",), lock=True)
+        pending = pending_row[0] if pending_row else None
+        in_flight = self._rows_for(conn, op.key, ("inflight", "posted"))
+        decision = decide(op, sid, ledger=self._ledger_known(conn, op.key),
+                          pending=_known(pending) if pending else None,
+                          in_flight=_newest_known(in_flight))
+        if decision.verdict in (Verdict.SUPERSEDED, Verdict.UNCHANGED):
+            outcome = "deleted" if decision.reason == "already deleted" else decision.verdict.value
+            outcomes[(sid, outcome)] += 1
+            return decision.verdict.value
+        if decision.verdict is Verdict.DEAD:
+            insert_dead_letter(conn, sid, op.key, _op_record(op), decision.reason,
+                               [FieldError("", decision.reason)], attempts=0)
+            outcomes[(sid, "dead_lettered")] += 1
+            return decision.verdict.value
+        for displaced_sid, _ in decision.displaced:
+            outcomes[(displaced_sid, "superseded")] += 1
+        values = dict(kind=decision.kind, version=version_text(op.version),
+                      payload=dumps(decision.payload),
+                      payload_hash=payload_hash(decision.payload),
+                      refs=dumps([list(r) for r in decision.refs]))
+        if pending is not None:
+            conn.execute(update(outbox).where(outbox.c.id == pending.id).values(**values))
+        else:
+            conn.execute(outbox.insert().values(
+                integration_id=op.key[0], order_id=op.key[1], state="pending",
+                enqueued_at=time.time(), attempts=0, reposted=False, **values))
+        return "queued"
+
+    def _rows_for(self, conn: Connection, key: OrderKey, states: Sequence[str],
+                  lock: bool = False) -> list[OutboxRow]:
+        query = select(outbox).where(outbox.c.integration_id == key[0],
+                                     outbox.c.order_id == key[1], outbox.c.state.in_(states))
+        if lock:
+            query = query.with_for_update()
+        return [_row(r) for r in conn.execute(query).mappings()]
+
+    def _ledger_known(self, conn: Connection, key: OrderKey) -> Known | None:
+        entry = _ledger_entry(conn, key)
+        if entry is None:
+            return None
+        if entry.state == "deleted":
+            kind = "delete"
+        else:  # a confirmed order whose full payload we do not know can take patches only
+            kind = "upsert" if entry.payload is not None else "patch"
+        payload = entry.payload or {}
+        return Known(kind, datetime.fromisoformat(entry.version), payload, payload_hash(payload))
+
+    def ledger_entry(self, key: OrderKey) -> LedgerEntry | None:
+        with self.engine.connect() as conn:
+            return _ledger_entry(conn, key)
+
+    # -- claiming batches -----------------------------------------------------------------------
+
+    def claim(self, kind: str, limit: int, *, older_than: float | None = None) -> str | None:
+        """Claim up to `limit` pending rows of `kind` (oldest first) into a new batch, skipping
+        orders that are already in flight. Returns the batch id, or None if nothing was ready."""
+        other = aliased(outbox)
+        busy = exists().where(and_(other.c.integration_id == outbox.c.integration_id,
+                                   other.c.order_id == outbox.c.order_id,
+                                   other.c.state == "inflight"))
+        query = (select(outbox.c.id).where(outbox.c.state == "pending", outbox.c.kind == kind,
+                                           ~busy)
+                 .order_by(outbox.c.enqueued_at, outbox.c.id).limit(limit))
+        if older_than is not None:
+            query = query.where(outbox.c.enqueued_at <= older_than)
+        batch_id = uuid.uuid4().hex
+        with transaction(self.engine) as conn:
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return None
+            conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
+                state="inflight", batch_id=batch_id, claimed_at=time.time()))
+        return batch_id
+
+    def pending_counts(self) -> dict[str, tuple[int, float | None]]:
+        """kind → (pending rows, enqueue time of the oldest)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(outbox.c.kind, func.count(), func.min(outbox.c.enqueued_at))
+                                .where(outbox.c.state == "pending")
+                                .group_by(outbox.c.kind)).all()
+        return {kind: (int(n), oldest) for kind, n, oldest in rows}
+
+    def rows(self, batch_id: str) -> list[OutboxRow]:
+        with self.engine.connect() as conn:
+            result = conn.execute(select(outbox).where(outbox.c.batch_id == batch_id)
+                                  .order_by(outbox.c.id)).mappings()
+            return [_row(r) for r in result]
+
+    def begin_attempt(self, batch_id: str) -> None:
+        """Count an attempt and refresh the claim, so the reaper leaves a live batch alone."""
+        with transaction(self.engine) as conn:
+            conn.execute(update(outbox).where(outbox.c.batch_id == batch_id).values(
+                attempts=outbox.c.attempts + 1, claimed_at=time.time()))
+
+    def split(self, batch_id: str, groups: Sequence[Sequence[int]]) -> list[str]:
+        """Move groups of a batch's rows (by row id) into new in-flight batches (bisection)."""
+        new_ids = []
+        with transaction(self.engine) as conn:
+            for group in groups:
+                new_id = uuid.uuid4().hex
+                conn.execute(update(outbox).where(outbox.c.batch_id == batch_id,
+                                                  outbox.c.id.in_(list(group)))
+                             .values(batch_id=new_id, claimed_at=time.time()))
+                new_ids.append(new_id)
+        return new_ids
+
+    def mark_posted(self, batch_id: str, ids: Mapping[OrderKey, int]) -> None:
+        with transaction(self.engine) as conn:
+            for row in self._batch_rows(conn, batch_id):
+                conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+                    state="posted", sendcloud_id=ids.get(row.key, row.sendcloud_id),
+                    claimed_at=time.time()))
+
+    # -- endings ----------------------------------------------------------------------------------
+
+    def settle(self, row_ids: Sequence[int],
+               sendcloud_ids: Mapping[int, int] | None = None) -> None:
+        """The rows reached Sendcloud: write the ledger (never backwards in version), count each
+        record's outcome, remove the rows."""
+        outcomes: Counter[tuple[str, str]] = Counter()
+        with transaction(self.engine) as conn:
+            rows = self._load(conn, row_ids)
+            lock_keys(conn, [r.key for r in rows])
+            for row in rows:
+                sc_id = (sendcloud_ids or {}).get(row.id, row.sendcloud_id)
+                self._write_ledger(conn, row, sc_id)
+                for sid, outcome in row.refs:
+                    outcomes[(sid, outcome)] += 1
+            conn.execute(outbox.delete().where(outbox.c.id.in_([r.id for r in rows])))
+            bump_outcomes(conn, outcomes)
+
+    def _write_ledger(self, conn: Connection, row: OutboxRow, sc_id: int | None) -> None:
+        entry = _ledger_entry(conn, row.key)
+        if entry is not None and entry.version > row.version:
+            return  # a newer version was confirmed first: never go backwards
+        if row.kind == "delete":
+            state, payload = "deleted", None
+        elif row.kind == "patch":
+            state, payload = "confirmed", _patched(entry, row.payload)
+        else:
+            state, payload = "confirmed", row.payload
+        values = dict(state=state, version=row.version, updated_at=time.time(),
+                      payload=dumps(payload) if payload is not None else "",
+                      payload_hash=payload_hash(payload) if payload is not None else "",
+                      sendcloud_id=sc_id if sc_id is not None else
+                      (entry.sendcloud_id if entry else None))
+        if entry is None:
+            conn.execute(ledger.insert().values(integration_id=row.key[0], order_id=row.key[1],
+                                                **values))
+        else:
+            conn.execute(update(ledger).where(ledger.c.integration_id == row.key[0],
+                                              ledger.c.order_id == row.key[1]).values(**values))
+
+    def dead_letter(self, errors_by_row: Mapping[int, Sequence[FieldError]], reason: str,
+                    api_errors: Sequence[dict[str, Any]] = ()) -> None:
+        """These rows cannot be sent: keep each with its payload, reason and errors."""
+        outcomes: Counter[tuple[str, str]] = Counter()
+        with transaction(self.engine) as conn:
+            for row in self._load(conn, list(errors_by_row)):
+                errors = list(errors_by_row[row.id])
+                for sid in dict.fromkeys(sid for sid, _ in row.refs):
+                    insert_dead_letter(conn, sid, row.key, row.as_record(), reason, errors,
+                                       attempts=row.attempts)
+                for sid, _ in row.refs:
+                    outcomes[(sid, "dead_lettered")] += 1
+            conn.execute(outbox.delete().where(outbox.c.id.in_(list(errors_by_row))))
+            bump_outcomes(conn, outcomes)
+
+    def release(self, batch_id: str) -> None:
+        """Put a batch's rows back to pending (the operator must fix something first)."""
+        with transaction(self.engine) as conn:
+            for row in self._batch_rows(conn, batch_id):
+                self._back_to_pending(conn, row)
+
+    def repost(self, row_ids: Sequence[int]) -> None:
+        """Posted rows that never became visible: send them once more."""
+        with transaction(self.engine) as conn:
+            for row in self._load(conn, row_ids):
+                self._back_to_pending(conn, row, reposted=True)
+
+    def reap(self, stale_after: float) -> int:
+        """Rows claimed longer ago than `stale_after` seconds whose task died without a trace
+        (lost message): back to pending, so they are sent again."""
+        cutoff = time.time() - stale_after
+        with transaction(self.engine) as conn:
+            stale = [_row(r) for r in conn.execute(
+                select(outbox).where(outbox.c.state.in_(("inflight", "posted")),
+                                     outbox.c.claimed_at < cutoff)).mappings()]
+            for row in stale:
+                self._back_to_pending(conn, row)
+        return len(stale)
+
+    def _back_to_pending(self, conn: Connection, row: OutboxRow, reposted: bool = False) -> None:
+        """A row returns to pending unless a newer pending row replaced it meanwhile, in which
+        case its records are superseded (the newer one will be sent)."""
+        lock_keys(conn, [row.key])
+        newer = [r for r in self._rows_for(conn, row.key, ("pending",), lock=True)
+                 if r.id != row.id]
+        if newer:
+            bump_outcomes(conn, Counter((sid, "superseded") for sid, _ in row.refs))
+            conn.execute(outbox.delete().where(outbox.c.id == row.id))
+            return
+        conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+            state="pending", batch_id=None, claimed_at=None,
+            reposted=row.reposted or reposted))
+
+    def _batch_rows(self, conn: Connection, batch_id: str) -> list[OutboxRow]:
+        result = conn.execute(select(outbox).where(outbox.c.batch_id == batch_id)).mappings()
+        return [_row(r) for r in result]
+
+    def _load(self, conn: Connection, row_ids: Sequence[int]) -> list[OutboxRow]:
+        result = conn.execute(select(outbox).where(outbox.c.id.in_(list(row_ids)))).mappings()
+        return [_row(r) for r in result]
+
+
+def _ledger_entry(conn: Connection, key: OrderKey) -> LedgerEntry | None:
+    row = conn.execute(select(ledger).where(ledger.c.integration_id == key[0],
+                                            ledger.c.order_id == key[1])).mappings().first()
+    if row is None:
+        return None
+    return LedgerEntry(row["state"], row["version"],
+                       loads(row["payload"]) if row["payload"] else None, row["sendcloud_id"])
+
+
+def _patched(entry: LedgerEntry | None, changes: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The full payload after a PATCH, when the one before it is known."""
+    if entry is None or entry.state != "confirmed" or entry.payload is None:
+        return None
+    try:
+        return apply_patch(entry.payload, changes)
+    except RecordRejected:  # the API took it, so our model of the order was off: forget it
+        return None
+
+
+def _row(r: Any) -> OutboxRow:
+    return OutboxRow(
+        id=r["id"], key=(int(r["integration_id"]), r["order_id"]), kind=r["kind"],
+        version=r["version"], payload=loads(r["payload"]),
+        refs=[(sid, outcome) for sid, outcome in loads(r["refs"])], attempts=r["attempts"],
+        sendcloud_id=r["sendcloud_id"], reposted=bool(r["reposted"]), state=r["state"])
+
+
+def _known(row: OutboxRow) -> Known:
+    return Known(row.kind, datetime.fromisoformat(row.version), row.payload, payload_hash(
+        row.payload), row.refs)
+
+
+def _newest_known(rows: Sequence[OutboxRow]) -> Known | None:
+    if not rows:
+        return None
+    return _known(max(rows, key=lambda r: (r.version, r.id)))
+
+
+def _op_record(op: Operation) -> dict[str, Any]:
+    row = OutboxRow(0, op.key, op.kind, version_text(op.version), op.payload, [], 0, None,
+                    False, "")
+    return row.as_record()

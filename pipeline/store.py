@@ -1,0 +1,234 @@
+"""The state store: submissions and how their records ended, staged chunks, dead letters,
+request counters. The outbox and ledger live in `pipeline.outbox_store` (`Store.outbox`).
+
+Every state change is written before the Celery message that caused it is acknowledged, so a
+worker killed at any point leaves nothing lost: the redelivered message finds the state as it was.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from pipeline.accounting import bump_outcomes, insert_dead_letter
+from pipeline.db import dumps, loads, make_engine, transaction
+from pipeline.outbox_store import OutboxStore
+from pipeline.tables import alerts, chunks, counters, dead_letters, meta, outbox, submissions
+
+OUTCOMES = ("upserted", "confirmed", "patched", "deleted", "unchanged", "superseded",
+            "dead_lettered")
+# Every record ends in exactly one of these; `confirmed` only follows `upserted`.
+TERMINAL = ("upserted", "patched", "deleted", "unchanged", "superseded", "dead_lettered")
+REQUEST_COUNTERS = ("POST", "GET", "PATCH", "DELETE", "retried", "rate_limited")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    submission_id: str | None
+    integration_id: int | None
+    order_id: str | None
+    record: Any
+    reason: str
+    errors: list[dict[str, str]]
+    attempts: int
+    first_seen: float
+    last_seen: float
+    replayed_at: float | None
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "integration_id": self.integration_id, "order_id": self.order_id,
+                "reason": self.reason, "errors": self.errors}
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.outbox = OutboxStore(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- submissions ----------------------------------------------------------------------------
+
+    def open_submission(self) -> str:
+        sid = uuid.uuid4().hex
+        with transaction(self.engine) as conn:
+            conn.execute(submissions.insert().values(
+                id=sid, created_at=time.time(), closed=False, records=0,
+                **dict.fromkeys(OUTCOMES, 0)))
+        return sid
+
+    def close_submission(self, sid: str) -> None:
+        """No more records will be added: from now on the submission can be settled."""
+        with transaction(self.engine) as conn:
+            conn.execute(update(submissions).where(submissions.c.id == sid).values(closed=True))
+
+    def submission(self, sid: str) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(submissions).where(submissions.c.id == sid)).mappings().one()
+        return dict(row)
+
+    def is_settled(self, sid: str) -> bool:
+        row = self.submission(sid)
+        return bool(row["closed"]) and sum(row[name] for name in TERMINAL) >= row["records"]
+
+    def summary(self, sid: str, requests: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """The CONTRACT §3 summary of one submission."""
+        row = self.submission(sid)
+        out: dict[str, Any] = {"records": row["records"]}
+        out.update({name: row[name] for name in OUTCOMES})
+        out["requests"] = {name: int((requests or {}).get(name, 0)) for name in REQUEST_COUNTERS}
+        out["dead_letters"] = [d.summary() for d in self.dead_letters(submission_id=sid)]
+        return out
+
+    # -- chunks: records between normalize, validate and batch -----------------------------------
+
+    def stage_chunk(self, sid: str, records: Sequence[Any]) -> str:
+        """Records handed over by a producer, written before any message names them."""
+        chunk_id = uuid.uuid4().hex
+        with transaction(self.engine) as conn:
+            conn.execute(chunks.insert().values(id=chunk_id, submission_id=sid, stage="raw",
+                                                body=dumps(list(records)), created_at=time.time()))
+            conn.execute(update(submissions).where(submissions.c.id == sid)
+                         .values(records=submissions.c.records + len(records)))
+        return chunk_id
+
+    def read_chunk(self, chunk_id: str) -> tuple[str, str, list[Any]] | None:
+        """(submission id, stage, items), or None when the chunk was already batched."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(chunks).where(chunks.c.id == chunk_id)).mappings().first()
+        if row is None:
+            return None
+        return row["submission_id"], row["stage"], loads(row["body"])
+
+    def advance_chunk(self, chunk_id: str, stage: str, items: Sequence[Any],
+                      rejects: Iterable[tuple[Any, Any]] = ()) -> None:
+        """Replace a chunk's items with the next stage's, and dead-letter the records that
+        stage rejected, in one transaction (a redelivered message then sees the new stage)."""
+        with transaction(self.engine) as conn:
+            sid = conn.execute(select(chunks.c.submission_id)
+                               .where(chunks.c.id == chunk_id)).scalar_one()
+            for record, rejected in rejects:
+                insert_dead_letter(conn, sid, getattr(rejected, "key", None), record,
+                                   rejected.reason, rejected.errors, attempts=0)
+                bump_outcomes(conn, Counter({(sid, "dead_lettered"): 1}))
+            conn.execute(update(chunks).where(chunks.c.id == chunk_id)
+                         .values(stage=stage, body=dumps(list(items))))
+
+    def staged_chunks(self) -> list[tuple[str, int]]:
+        """(chunk id, record count) of every chunk not yet batched."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(chunks.c.id, chunks.c.body)).all()
+        return [(chunk_id, len(loads(body))) for chunk_id, body in rows]
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    def dead_letters(self, *, submission_id: str | None = None, include_replayed: bool = False,
+                     limit: int | None = None, offset: int = 0) -> list[DeadLetter]:
+        query = select(dead_letters).order_by(dead_letters.c.id).offset(offset)
+        if submission_id is not None:
+            query = query.where(dead_letters.c.submission_id == submission_id)
+        if not include_replayed:
+            query = query.where(dead_letters.c.replayed_at.is_(None))
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [_dead_letter(row) for row in conn.execute(query).mappings()]
+
+    def dead_letter(self, dl_id: int) -> DeadLetter | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(dead_letters)
+                               .where(dead_letters.c.id == dl_id)).mappings().first()
+        return _dead_letter(row) if row is not None else None
+
+    def mark_replayed(self, ids: Sequence[int]) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(update(dead_letters).where(dead_letters.c.id.in_(ids))
+                         .values(replayed_at=time.time()))
+
+    # -- counters and status --------------------------------------------------------------------
+
+    def bump(self, name: str, n: int = 1) -> None:
+        with transaction(self.engine) as conn:
+            done = conn.execute(update(counters).where(counters.c.name == name)
+                                .values(value=counters.c.value + n)).rowcount
+            if not done:
+                conn.execute(counters.insert().values(name=name, value=n))
+
+    def counters(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            return {r.name: int(r.value) for r in conn.execute(select(counters))}
+
+    def status(self) -> dict[str, Any]:
+        """Counts of orders by state, for `ordersync status`."""
+        from pipeline.tables import ledger  # local: only the status view needs it
+
+        with self.engine.connect() as conn:
+            by_ledger: dict[str, int] = dict(conn.execute(select(ledger.c.state, func.count())
+                                          .group_by(ledger.c.state)).all())
+            by_outbox = conn.execute(select(outbox.c.state, outbox.c.kind, func.count())
+                                     .group_by(outbox.c.state, outbox.c.kind)).all()
+            dead = conn.execute(select(func.count()).select_from(dead_letters)
+                                .where(dead_letters.c.replayed_at.is_(None))).scalar_one()
+            staged = conn.execute(select(func.count()).select_from(chunks)).scalar_one()
+        return {
+            "orders": {"confirmed": int(by_ledger.get("confirmed", 0)),
+                       "deleted": int(by_ledger.get("deleted", 0))},
+            "outbox": {f"{state}_{kind}": int(n) for state, kind, n in by_outbox},
+            "dead_letters": int(dead),
+            "staged_chunks": int(staged),
+            "requests": self.counters(),
+            "alerts": self.alerts(),
+        }
+
+    # -- shared flags ---------------------------------------------------------------------------
+
+    def claim_flag(self, name: str, until: float) -> bool:
+        """Set flag `name` to `until` unless it already points past now: True when we set it.
+        Used so that one flush is scheduled at a time, not one per batch message."""
+        now = time.time()
+        with transaction(self.engine) as conn:
+            current = conn.execute(select(meta.c.value).where(meta.c.name == name)
+                                   .with_for_update()).scalar()
+            if current is not None and current > now:
+                return False
+            if current is None:
+                conn.execute(meta.insert().values(name=name, value=until))
+            else:
+                conn.execute(update(meta).where(meta.c.name == name).values(value=until))
+            return True
+
+    def set_alert(self, name: str, message: str) -> None:
+        """A condition operators must act on (e.g. wrong credentials); shown by `status`,
+        ends a waiting `sync`, pauses dispatching until cleared."""
+        with transaction(self.engine) as conn:
+            conn.execute(alerts.delete().where(alerts.c.name == name))
+            conn.execute(alerts.insert().values(name=name, message=message, at=time.time()))
+
+    def alerts(self) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            return {r.name: r.message for r in conn.execute(select(alerts))}
+
+    def clear_alert(self, name: str) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(alerts.delete().where(alerts.c.name == name))
+
+    def clear_flag(self, name: str) -> None:
+        with transaction(self.engine) as conn:
+            conn.execute(update(meta).where(meta.c.name == name).values(value=0.0))
+
+
+def _dead_letter(row: Any) -> DeadLetter:
+    return DeadLetter(
+        id=row["id"], submission_id=row["submission_id"], integration_id=row["integration_id"],
+        order_id=row["order_id"], record=loads(row["record"]), reason=row["reason"],
+        errors=loads(row["errors"]), attempts=row["attempts"], first_seen=row["first_seen"],
+        last_seen=row["last_seen"], replayed_at=row["replayed_at"])
