@@ -218,7 +218,7 @@ def parse_timestamp(value: Any, *, source_tz: tzinfo = UTC) -> datetime:
         raise Unreadable(f"{value!r} is not a timestamp (ISO 8601 string or epoch seconds)")
     if isinstance(value, str) and not _DIGITS.fullmatch(value.strip()):
         return _parse_iso(value, source_tz)
-    if isinstance(value, str) and _is_date(value.strip()):
+    if isinstance(value, str) and _is_basic_date(value.strip()):
         raise Unreadable(f"{value!r} could be epoch seconds or a YYYYMMDD date; "
                          "send an ISO 8601 date-time")
     return _from_epoch(value)
@@ -242,6 +242,11 @@ def _is_date(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_basic_date(text: str) -> bool:
+    """ISO 8601's basic date form, YYYYMMDD, is also a plausible epoch digit string."""
+    return len(text) == 8 and text.isdigit() and _is_date(text)
 
 
 def _localize(naive: datetime, source_tz: tzinfo) -> datetime:

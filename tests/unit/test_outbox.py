@@ -1,0 +1,114 @@
+"""The outbox rules as a table: incoming operation × what is known → verdict."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from pipeline.outbox import Known, Verdict, decide, merge_changes
+from pipeline.patching import payload_hash
+from pipeline.records import Operation
+
+KEY = (101, "A-1")
+
+
+def at(hour: int) -> datetime:
+    return datetime(2026, 12, 1, hour, tzinfo=UTC)
+
+
+def payload(city: str = "Oss") -> dict[str, Any]:
+    return {"order_id": "A-1",
+            "order_details": {"integration": {"id": 101},
+                              "order_items": [{"name": "Candle", "quantity": 1}]},
+            "shipping_address": {"city": city}}
+
+
+def op(kind: str, hour: int, body: dict[str, Any] | None = None) -> Operation:
+    default = payload() if kind == "upsert" else {}
+    return Operation(kind, KEY, at(hour), default if body is None else body)  # type: ignore[arg-type]
+
+
+def known(kind: str, hour: int, body: dict[str, Any] | None = None,
+          refs: tuple[tuple[str, str], ...] = ()) -> Known:
+    body = payload() if body is None and kind == "upsert" else (body or {})
+    return Known(kind, at(hour), body, payload_hash(body), refs)
+
+
+CASES = [
+    # (name, op, ledger, pending, in_flight, verdict, kind of the pending row)
+    ("new order", op("upsert", 10), None, None, None, Verdict.PENDING, "upsert"),
+    ("older than ledger", op("upsert", 9), known("upsert", 10), None, None,
+     Verdict.SUPERSEDED, ""),
+    ("older than in flight", op("upsert", 9), None, None, known("upsert", 10),
+     Verdict.SUPERSEDED, ""),
+    ("older than pending", op("upsert", 9), None, known("upsert", 10), None,
+     Verdict.SUPERSEDED, ""),
+    ("same as confirmed", op("upsert", 10), known("upsert", 10), None, None,
+     Verdict.UNCHANGED, ""),
+    ("same version, new content: later arrival wins",
+     op("upsert", 10, payload("Breda")), known("upsert", 10), None, None,
+     Verdict.PENDING, "upsert"),
+    ("newer than ledger", op("upsert", 11, payload("Breda")), known("upsert", 10), None, None,
+     Verdict.PENDING, "upsert"),
+    ("delete beats older upsert", op("delete", 11), known("upsert", 10), None, None,
+     Verdict.PENDING, "delete"),
+    ("older upsert after delete", op("upsert", 9), known("delete", 10), None, None,
+     Verdict.SUPERSEDED, ""),
+    ("newer upsert after delete re-creates", op("upsert", 11), known("delete", 10), None, None,
+     Verdict.PENDING, "upsert"),
+    ("delete of deleted", op("delete", 11), known("delete", 10), None, None,
+     Verdict.UNCHANGED, ""),
+    ("patch folds into confirmed payload", op("patch", 11, {"shipping_address": {"city": "Ede"}}),
+     known("upsert", 10), None, None, Verdict.PENDING, "upsert"),
+    ("patch folds into pending upsert", op("patch", 11, {"shipping_address": {"city": "Ede"}}),
+     None, known("upsert", 10, refs=(("s1", "upserted"),)), None, Verdict.PENDING, "upsert"),
+    ("patch without a known payload stays a patch",
+     op("patch", 11, {"shipping_address": {"city": "Ede"}}), None, None, None,
+     Verdict.PENDING, "patch"),
+    ("patch of a deleted order", op("patch", 11, {"shipping_address": {"city": "Ede"}}),
+     known("delete", 10), None, None, Verdict.DEAD, ""),
+    ("patch naming an unknown item",
+     op("patch", 11, {"order_details": {"order_items": [{"name": "Lamp", "quantity": 2}]}}),
+     known("upsert", 10), None, None, Verdict.DEAD, ""),
+]
+
+
+@pytest.mark.parametrize(("name", "incoming", "ledger", "pending", "in_flight", "verdict",
+                          "kind"), CASES, ids=[c[0] for c in CASES])
+def test_decide(name: str, incoming: Operation, ledger: Known | None, pending: Known | None,
+                in_flight: Known | None, verdict: Verdict, kind: str) -> None:
+    decision = decide(incoming, "s2", ledger=ledger, pending=pending, in_flight=in_flight)
+    assert decision.verdict is verdict
+    assert decision.kind == kind
+
+
+def test_fold_keeps_the_pending_upserts_record_and_applies_the_change() -> None:
+    pending = known("upsert", 10, refs=(("s1", "upserted"),))
+    decision = decide(op("patch", 11, {"shipping_address": {"city": "Ede"}}), "s2",
+                      ledger=None, pending=pending, in_flight=None)
+    assert decision.refs == (("s1", "upserted"), ("s2", "patched"))
+    assert decision.displaced == ()
+    assert decision.payload["shipping_address"] == {"city": "Ede"}
+
+
+def test_replacing_a_pending_row_supersedes_its_records() -> None:
+    pending = known("upsert", 10, refs=(("s1", "upserted"),))
+    decision = decide(op("upsert", 11, payload("Breda")), "s2", ledger=None, pending=pending,
+                      in_flight=None)
+    assert decision.displaced == (("s1", "upserted"),)
+    assert decision.refs == (("s2", "upserted"),)
+
+
+@pytest.mark.parametrize(("first", "second", "merged"), [
+    ({"a": 1}, {"b": 2}, {"a": 1, "b": 2}),
+    ({"a": {"x": 1}}, {"a": {"y": 2}}, {"a": {"x": 1, "y": 2}}),
+    ({"order_items": [{"name": "A", "quantity": 1}]},
+     {"order_items": [{"name": "A", "quantity": 3}, {"name": "B", "quantity": 1}]},
+     {"order_items": [{"name": "A", "quantity": 3}, {"name": "B", "quantity": 1}]}),
+    ({"a": 1}, {"a": None}, {"a": None}),
+])
+def test_merge_changes(first: dict[str, Any], second: dict[str, Any],
+                       merged: dict[str, Any]) -> None:
+    assert merge_changes(first, second) == merged
