@@ -78,7 +78,8 @@ def load_accounts(path: str) -> tuple[Account, ...]:
         where = f"accounts file {path}, entry {n}"
         if not isinstance(item, dict):
             raise ConfigError(f"{where}: expected an object")
-        public, secret, ids = item.get("public_key"), item.get("secret_key"), item.get("integrations")
+        public, secret = item.get("public_key"), item.get("secret_key")
+        ids = item.get("integrations")
         if not isinstance(public, str) or not public or not isinstance(secret, str) or not secret:
             raise ConfigError(f"{where}: public_key and secret_key must be non-empty strings")
         if ":" in public:
@@ -144,3 +145,4 @@ class Config:
     latency: float = 0.0
     visibility_delay: float = 0.0
     db: str | None = None
+    errors_without_pointers: bool = False

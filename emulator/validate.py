@@ -509,7 +509,7 @@ def _service_point() -> OneKey:
 
 
 def _order(partial: bool) -> Obj:
-    customer = {"name": Str(), "phone_number": Str(), "email": Str()}
+    customer: dict[str, Node] = {"name": Str(), "phone_number": Str(), "email": Str()}
     if partial:
         # The partial schema spells it `phone`; handled as an alias of `phone_number`.
         customer["phone"] = Str()

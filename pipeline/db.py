@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from pipeline.errors import ConfigError
@@ -19,16 +20,21 @@ from pipeline.tables import metadata
 
 def make_engine(url: str) -> Engine:
     """An engine with the settings the store relies on; tables are created on first use."""
-    if url.startswith("sqlite"):
-        engine = _sqlite_engine(url)
-    else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    try:
+        if url.startswith("sqlite"):
+            engine = _sqlite_engine(url)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    except (ArgumentError, ImportError) as exc:  # NoSuchModuleError is an ArgumentError
+        raise ConfigError(f"ORDERSYNC_DATABASE_URL {_safe(url)!r} is not usable ({exc}); "
+                          "use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB") from None
     try:
         # checkfirst: several processes may start together; a lost race is harmless.
         metadata.create_all(engine, checkfirst=True)
     except OperationalError as exc:
-        raise ConfigError(f"the state store at {_safe(url)} cannot be reached: "
-                          f"{exc.orig} — check ORDERSYNC_DATABASE_URL") from exc
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "no answer"
+        raise ConfigError(f"the state store at {_safe(url)} cannot be reached ({reason}): "
+                          "start it or fix ORDERSYNC_DATABASE_URL") from exc
     except SQLAlchemyError:
         metadata.create_all(engine, checkfirst=True)  # another process created them meanwhile
     return engine
@@ -86,8 +92,7 @@ def loads(value: str) -> Any:
 
 def _safe(url: str) -> str:
     """The URL without its password, for messages."""
-    head, sep, tail = url.partition("@")
-    if not sep:
-        return url
-    scheme_user = head.rsplit(":", 1)[0] if head.count(":") > 1 else head
-    return f"{scheme_user}:***@{tail}"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(unparseable URL)"

@@ -202,8 +202,8 @@ def _to_decimal_text(value: Any) -> Any:
 
 # --- Timestamps ----------------------------------------------------------------------------------
 
-# Epoch seconds past 2100 are almost certainly milliseconds (or garbage); either way, not a guess
-# worth making.
+# Epoch seconds past 2100 are almost certainly milliseconds, and before 1970 garbage; either way,
+# not a guess worth making.
 _EPOCH_LIMIT = Decimal(4_102_444_800)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _DIGITS = re.compile(r"[+-]?\d+(?:\.\d+)?")
@@ -265,8 +265,9 @@ def _localize(naive: datetime, source_tz: tzinfo) -> datetime:
 def _from_epoch(value: int | float | str) -> datetime:
     seconds = Decimal(value.strip()) if isinstance(value, str) else _as_decimal(value)
     assert seconds is not None  # ints and floats always give a decimal
-    if not -_EPOCH_LIMIT < seconds < _EPOCH_LIMIT:
-        raise Unreadable(f"{value!r} is out of range for epoch seconds (milliseconds?)")
+    if not 0 <= seconds < _EPOCH_LIMIT:
+        raise Unreadable(f"{value!r} is out of range for epoch seconds (1970–2100; "
+                         "milliseconds?)")
     micros = (seconds * 1_000_000).to_integral_value(ROUND_HALF_EVEN)
     return _EPOCH + timedelta(microseconds=int(micros))
 

@@ -212,10 +212,10 @@ def _check_envelope(record: Mapping[str, Any], kind: str) -> None:
         raise RecordRejected(detail, [FieldError("", detail)])
 
 
-def _object(value: Any, name: str) -> Mapping[str, Any]:
+def _object(value: Any, name: str, key: OrderKey | None = None) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         detail = f"{name!r} must be a JSON object, not {type(value).__name__}"
-        raise RecordRejected(detail, [FieldError("", detail)])
+        raise RecordRejected(detail, [FieldError("", detail)], key=key)
     return value
 
 
@@ -244,7 +244,7 @@ def _patch_or_delete(record: Mapping[str, Any], kind: OpKind, now: datetime,
     version, explicit = _record_version(record, now, source_tz, key)
     payload: dict[str, Any] = {}
     if kind == "patch":
-        payload = _changes(_object(record["changes"], "changes"), key, source_tz)
+        payload = _changes(_object(record["changes"], "changes", key), key, source_tz)
     return Operation(kind, key, version, payload, explicit)
 
 

@@ -36,6 +36,7 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, Final, NamedTuple, Protocol
 
 __all__ = [
@@ -712,19 +713,21 @@ def _local_cents(eur_cents: int, currency: str) -> int:
     return max(99, round(eur_cents * rate / 50) * 50 - 1)
 
 
+@cache  # a handful of products, called for every item line
 def _ean13(number: int) -> str:
     body = f"87{number:010d}"[:12]  # 87: GS1 prefix of the Netherlands, where the shop sits
     total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body))
     return body + str((10 - total % 10) % 10)
 
 
+@cache  # names come from small pools
 def _ascii_slug(text: str) -> str:
     folded = unicodedata.normalize("NFKD", text.replace("ß", "ss"))
     return "".join(ch for ch in folded if ch.isascii() and ch.isalnum()).lower()
 
 
 def _digits(rng: random.Random, count: int) -> str:
-    return "".join(rng.choice("0123456789") for _ in range(count))
+    return f"{rng.randrange(10**count):0{count}d}"
 
 
 def _postcode(rng: random.Random, country: _Country, city: _City) -> str:

@@ -148,7 +148,6 @@ def _email_like(value: str) -> str:
 
 _COUNTRY = _Member(COUNTRY_CODES, "Not an ISO 3166-1 alpha-2 country code.")
 _CURRENCY = _Member(CURRENCY_CODES, "Not an ISO 4217 currency code.")
-_NON_EMPTY = validate.Length(min=1, error="Shorter than minimum length 1.")
 
 
 # --- Schema building -----------------------------------------------------------------------------

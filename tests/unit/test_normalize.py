@@ -63,7 +63,7 @@ def rejected_pointers(data: dict[str, Any], **kwargs: Any) -> list[str]:
     return [e.pointer for e in info.value.errors]
 
 
-# --- countries -------------------------------------------------------------------------------------
+# --- countries -----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("given_value", "code"), [
@@ -120,7 +120,7 @@ def test_every_country_field_is_normalized_and_rejected_with_its_pointer(pointer
     assert rejected_pointers(loose) == [pointer]
 
 
-# --- currencies and numbers ------------------------------------------------------------------------
+# --- currencies and numbers ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("given_value", "expected"), [
@@ -207,7 +207,7 @@ def test_a_fractional_volume_is_rejected() -> None:
     assert rejected_pointers(data) == ["/shipping_details/measurement/volume/value"]
 
 
-# --- identifiers, strings, enums ---------------------------------------------------------------------
+# --- identifiers, strings, enums -----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("pointer", "given_value", "expected"), [
@@ -279,7 +279,7 @@ def test_non_objects_are_rejected(data: Any) -> None:
     assert info.value.errors[0].pointer == ""
 
 
-# --- timestamps ------------------------------------------------------------------------------------
+# --- timestamps ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("given_value", "source_tz", "expected"), [
@@ -312,6 +312,7 @@ def test_timestamps(given_value: Any, source_tz: tzinfo, expected: str) -> None:
     ("27/02/2018 10:00", "not an ISO 8601"),           # day or month first?
     ("yesterday", "not an ISO 8601"),
     (1519725600555, "milliseconds"),
+    (-1, "out of range"),
     (True, "not a timestamp"),
     ({"at": 1}, "not a timestamp"),
 ])
@@ -341,7 +342,7 @@ def test_null_delivery_dates_stay_null() -> None:
     assert item["delivery_dates"] == {"handover_at": None}
 
 
-# --- the rules cover the spec ------------------------------------------------------------------------
+# --- the rules cover the spec --------------------------------------------------------------------
 
 
 def _schema_paths(schema: Schema, prefix: str = "") -> Iterator[str]:
@@ -367,7 +368,7 @@ def test_normalization_rules_and_schemas_name_the_same_fields() -> None:
     assert set(_rule_paths(ORDER_RULES)) == schema_paths
 
 
-# --- properties ------------------------------------------------------------------------------------
+# --- properties ----------------------------------------------------------------------------------
 
 json_scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8) \
     | st.floats(allow_nan=False, allow_infinity=False)

@@ -6,6 +6,7 @@ import bisect
 import random
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -16,8 +17,8 @@ from pipeline.ratelimit import (
     AcquireTimeout,
     MemoryLimiter,
     Window,
-    limits_from_settings,
     limiter_from_settings,
+    limits_from_settings,
     slot_wait,
 )
 from pipeline.settings import Settings
@@ -120,14 +121,17 @@ def test_fractional_rates_round_down() -> None:
     assert limits["read"] == [Window(1, 2.0)]
 
 
-def test_factory_without_redis_uses_the_database(tmp_path: object) -> None:
-    from pipeline.ratelimit_backends import SqlLimiter
+def test_factory_picks_redis_when_configured_else_the_database(tmp_path: Path) -> None:
+    from pipeline.ratelimit_backends import RedisLimiter, SqlLimiter
 
-    limiter = limiter_from_settings(Settings(home=tmp_path))  # type: ignore[arg-type]
-    try:
-        assert isinstance(limiter, SqlLimiter)
-    finally:
-        limiter.close()
+    # Neither constructor talks to its store yet (tables/connections come on first use).
+    for settings_, kind in [(Settings(home=tmp_path / "home"), SqlLimiter),
+                            (Settings(redis_url="redis://127.0.0.1:1/0"), RedisLimiter)]:
+        limiter = limiter_from_settings(settings_)
+        try:
+            assert isinstance(limiter, kind)
+        finally:
+            limiter.close()
 
 
 def test_try_acquire_takes_until_full_and_takes_nothing_when_refused() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import heapq
 import inspect
 import io
 import json
@@ -22,6 +23,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import pipeline.sample as sample_module
 from pipeline.sample import (
     CLIENT_DEFECTS,
     COUNTRIES,
@@ -441,9 +443,28 @@ def _peak_bytes(count: int) -> int:
 
 
 def test_memory_does_not_grow_with_count() -> None:
-    small, large = _peak_bytes(500), _peak_bytes(5_000)
+    small, large = _peak_bytes(200), _peak_bytes(2_000)
     # Ten times the records, about the same peak: only the reorder window is ever held.
     assert large < small * 1.5 + 256 * 1024, (small, large)
+
+
+def test_records_held_back_are_bounded_by_the_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    held: list[int] = []
+
+    class CountingHeap:
+        @staticmethod
+        def heappush(heap: list[Any], item: Any) -> None:
+            heapq.heappush(heap, item)
+            held.append(len(heap))
+
+        heappop = staticmethod(heapq.heappop)
+
+    monkeypatch.setattr(sample_module, "heapq", CountingHeap)
+    spec = SampleSpec(count=5_000, seed=8, update_rate=1.0, out_of_order_rate=0.5,
+                      patch_rate=1.0, delete_rate=1.0)
+    assert sum(1 for _ in generate(spec)) == 5_000 * 4
+    # Each order has ≤ 4 records, none waits more than 3 windows: never a growing backlog.
+    assert max(held) <= 4 * 3 * REORDER_WINDOW
 
 
 # --- writing and the spec object -------------------------------------------------------------
