@@ -123,11 +123,14 @@ def _letter(d: Any) -> dict[str, Any]:
 
 
 def sample(args: argparse.Namespace, _cfg: Settings) -> int:
-    spec = SampleSpec(count=args.count, seed=args.seed, integrations=_ints(args.integrations),
-                      invalid_client_rate=args.invalid_rate,
-                      invalid_server_rate=args.server_invalid_rate,
-                      update_rate=args.update_rate, delete_rate=args.delete_rate)
-    _check_spec(spec)
+    try:
+        spec = SampleSpec(count=args.count, seed=args.seed,
+                          integrations=_ints(args.integrations),
+                          invalid_client_rate=args.invalid_rate,
+                          invalid_server_rate=args.server_invalid_rate,
+                          update_rate=args.update_rate, delete_rate=args.delete_rate)
+    except ValueError as exc:
+        raise ConfigError(f"sample: {exc}") from None
     if args.out == "-":
         write_jsonl(generate(spec), sys.stdout)
         return EXIT_OK
@@ -148,14 +151,6 @@ def _ints(text: str) -> tuple[int, ...]:
     if not values:
         raise ConfigError("--integrations needs at least one id")
     return values
-
-
-def _check_spec(spec: SampleSpec) -> None:
-    if spec.count < 0:
-        raise ConfigError("--count must not be negative")
-    for name in ("invalid_client_rate", "invalid_server_rate", "update_rate", "delete_rate"):
-        if not 0.0 <= getattr(spec, name) <= 1.0:
-            raise ConfigError(f"--{name.replace('_', '-')} must be between 0 and 1")
 
 
 def demo(args: argparse.Namespace, cfg: Settings) -> int:
