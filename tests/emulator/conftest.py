@@ -129,14 +129,19 @@ class Api:
             CONFORMANCE.check(template_of(path), method, response)
         return response
 
+    def send(self, method: str, path: str, value: Any, **kw: Any) -> requests.Response:
+        """`value` as the JSON body, always (requests' json=None would send no body)."""
+        headers = {"Content-Type": "application/json", **kw.pop("headers", {})}
+        return self.request(method, path, data=json.dumps(value).encode(), headers=headers, **kw)
+
     def post(self, orders: Any, path: str = "/orders", **kw: Any) -> requests.Response:
-        return self.request("POST", path, json=orders, **kw)
+        return self.send("POST", path, orders, **kw)
 
     def get(self, path: str, **kw: Any) -> requests.Response:
         return self.request("GET", path, **kw)
 
     def patch(self, pk: int | str, body: Any, **kw: Any) -> requests.Response:
-        return self.request("PATCH", f"/orders/{pk}", json=body, **kw)
+        return self.send("PATCH", f"/orders/{pk}", body, **kw)
 
     def delete(self, pk: int | str, **kw: Any) -> requests.Response:
         return self.request("DELETE", f"/orders/{pk}", **kw)
