@@ -38,6 +38,7 @@ class OutboxRow:
     payload: dict[str, Any]
     refs: list[Ref]
     attempts: int
+    throttled: int
     sendcloud_id: int | None
     reposted: bool
     state: str
@@ -116,7 +117,7 @@ class OutboxStore:
         else:
             conn.execute(outbox.insert().values(
                 integration_id=op.key[0], order_id=op.key[1], state="pending",
-                enqueued_at=time.time(), attempts=0, reposted=False, **values))
+                enqueued_at=time.time(), attempts=0, throttled=0, reposted=False, **values))
         return "queued"
 
     def _rows_for(self, conn: Connection, key: OrderKey, states: Sequence[str],
@@ -186,6 +187,12 @@ class OutboxStore:
         with transaction(self.engine) as conn:
             conn.execute(update(outbox).where(outbox.c.batch_id == batch_id).values(
                 attempts=outbox.c.attempts + 1, claimed_at=time.time()))
+
+    def note_throttled(self, batch_id: str) -> None:
+        """The last attempt was answered 429: count it against the rate-limit budget instead."""
+        with transaction(self.engine) as conn:
+            conn.execute(update(outbox).where(outbox.c.batch_id == batch_id).values(
+                attempts=outbox.c.attempts - 1, throttled=outbox.c.throttled + 1))
 
     def split(self, batch_id: str, groups: Sequence[Sequence[int]]) -> list[str]:
         """Move groups of a batch's rows (by row id) into new in-flight batches (bisection)."""
@@ -332,7 +339,8 @@ def _row(r: Any) -> OutboxRow:
         id=r["id"], key=(int(r["integration_id"]), r["order_id"]), kind=r["kind"],
         version=r["version"], payload=loads(r["payload"]),
         refs=[(sid, outcome) for sid, outcome in loads(r["refs"])], attempts=r["attempts"],
-        sendcloud_id=r["sendcloud_id"], reposted=bool(r["reposted"]), state=r["state"])
+        throttled=r["throttled"] or 0, sendcloud_id=r["sendcloud_id"],
+        reposted=bool(r["reposted"]), state=r["state"])
 
 
 def _known(row: OutboxRow) -> Known:
@@ -347,6 +355,6 @@ def _newest_known(rows: Sequence[OutboxRow]) -> Known | None:
 
 
 def _op_record(op: Operation) -> dict[str, Any]:
-    row = OutboxRow(0, op.key, op.kind, version_text(op.version), op.payload, [], 0, None,
+    row = OutboxRow(0, op.key, op.kind, version_text(op.version), op.payload, [], 0, 0, None,
                     False, "")
     return row.as_record()

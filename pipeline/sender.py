@@ -72,12 +72,15 @@ def send_upserts(svc: Services, batch_id: str, rand: float) -> Step:
 
 def _after_failure(svc: Services, batch_id: str, rows: Sequence[OutboxRow],
                    error: ApiError | ConfigError, rand: float) -> Step:
-    decision = decide(error, rows[0].attempts, rand, svc.policy)
+    # `rows` were read before this attempt was counted: their counts are the earlier failures.
+    earlier = rows[0].throttled if isinstance(error, RateLimited) else rows[0].attempts
+    decision = decide(error, earlier, rand, svc.policy)
     log.info("batch %s (%d orders): %s → %s", batch_id, len(rows), type(error).__name__,
              decision.action.value)
     if decision.action is Action.RETRY:
         svc.store.bump("retried")
         if isinstance(error, RateLimited):
+            svc.store.outbox.note_throttled(batch_id)
             svc.limiter.penalize("write", decision.countdown)
         return Step(retry_in=decision.countdown)
     if decision.action is Action.ISOLATE and isinstance(error, BatchRejected):

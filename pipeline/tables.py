@@ -65,6 +65,8 @@ outbox = Table(
     Column("enqueued_at", Float, nullable=False),
     Column("claimed_at", Float),
     Column("attempts", Integer, nullable=False, default=0),
+    # 429s have their own, larger budget: they say "later", not "something is wrong".
+    Column("throttled", Integer, nullable=False, default=0),
     Column("sendcloud_id", BigInteger),
     Column("reposted", Boolean, nullable=False, default=False),
     Index("ix_outbox_key", "integration_id", "order_id", "state"),

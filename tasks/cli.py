@@ -135,10 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import tasks.commands as commands  # imports Celery: only once the arguments are good
 
-    handler: dict[str, Any] = {"sync": commands.sync, "submit": commands.submit, "status": commands.status,
-               "dlq": commands.dlq, "demo": commands.demo, "sample": commands.sample}
-    result: int = handler[args.command](args, settings_from(args) if args.command != "sample"
-                                        else Settings())
+    handler: dict[str, Any] = {
+        "sync": commands.sync, "submit": commands.submit, "status": commands.status,
+        "dlq": commands.dlq, "demo": commands.demo, "sample": commands.sample,
+    }
+    cfg = Settings() if args.command == "sample" else settings_from(args)
+    result: int = handler[args.command](args, cfg)
     return result
 
 

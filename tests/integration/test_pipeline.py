@@ -202,3 +202,47 @@ def test_worker_killed_mid_upsert_loses_nothing(tmp_path: Path, database: str) -
     assert summary["confirmed"] == 1000 and summary["dead_lettered"] == 0
     assert len(stored) == 1000
     assert Counter(k[0] for k in stored) == {101: 334, 102: 333, 103: 333}
+
+
+def test_wrong_credentials_stop_without_dead_letters(tmp_path: Path, database: str) -> None:
+    """401 at upsert time: nothing is dead-lettered, the orders stay queued, operators see an
+    alert; once the keys are fixed, the next sync sends them."""
+    records = [order(i) for i in range(20)]
+    path = write_jsonl(tmp_path / "orders.jsonl", records)
+    with emulator("--no-rate-limit") as url, cluster(url, tmp_path, database) as c:
+        good_env = dict(c.env)
+        c.env["SENDCLOUD_SECRET_KEY"] = "wrong"
+        c.start_worker()
+        submitted = c.ordersync("submit", str(path))  # submit does not call the API itself
+        assert submitted.returncode == 0, submitted.stderr
+        deadline = time.monotonic() + 60
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = json.loads(c.ordersync("status", "--json").stdout)
+            if status["alerts"]:
+                break
+            time.sleep(0.5)
+        assert "credentials" in status["alerts"]["stopped"]
+        assert status["dead_letters"] == 0
+        assert held(url) == {}
+        c.stop_all()
+        c.workers.clear()
+        c.env = good_env
+        c.start_worker()
+        code, summary = c.sync(write_jsonl(tmp_path / "none.jsonl", []))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(held(url)) < 20:
+            time.sleep(0.5)
+        assert len(held(url)) == 20
+        assert code == 0 and summary["records"] == 0
+
+
+def test_orders_saved_late_are_confirmed(tmp_path: Path) -> None:
+    """The API saves asynchronously: confirm looks again until the orders show up."""
+    path = write_jsonl(tmp_path / "orders.jsonl", [order(i) for i in range(30)])
+    with emulator("--no-rate-limit", "--visibility-delay", "2.5") as url:
+        code, summary = run_embedded(url, tmp_path, path)
+    assert code == 0
+    assert summary["confirmed"] == 30
+    assert summary["requests"]["GET"] >= 3  # pre-flight, a miss, then the find
+    assert summary["requests"]["POST"] == 1
