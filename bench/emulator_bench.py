@@ -126,6 +126,29 @@ def run_concurrent(url: str, work: list[bytes], clients: int) -> tuple[float, li
     return wall, latencies
 
 
+def read_latencies(url: str, n: int = 50) -> dict[str, list[float]]:
+    """Reads against the full store: what a client confirming orders pays."""
+    queries = {
+        "/orders (first page of 100, default -pk)": "/orders",
+        "/orders?order_id=… (one order)": "/orders?order_id=BENCH-00001234",
+        "/orders?sort=order_number&page_size=200 (full scan)":
+            "/orders?sort=order_number&page_size=200",
+    }
+    out: dict[str, list[float]] = {}
+    with requests.Session() as session:
+        session.auth = AUTH
+        for name, path in queries.items():
+            times = []
+            for _ in range(n):
+                t0 = time.perf_counter()
+                response = session.get(url + path, timeout=30)
+                times.append(time.perf_counter() - t0)
+                if response.status_code != 200:
+                    raise SystemExit(f"GET {path} failed: {response.status_code}")
+            out[name] = times
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=40_000)
@@ -141,6 +164,7 @@ def main() -> int:
         wall, latencies = run_concurrent(url, work, args.clients)
         _, solo_latencies = run_concurrent(url, solo, 1)
         stored = requests.get(url.replace("/api/v3", "/_emulator/stats"), timeout=10).json()
+        reads = read_latencies(url)
     orders = batches * BATCH
     print(f"orders upserted: {orders} in batches of {BATCH} by {args.clients} clients")
     print(f"wall time: {wall:.2f} s")
@@ -151,6 +175,9 @@ def main() -> int:
           f" p99 {percentile(solo_latencies, 0.99) * 1000:.1f} ms, "
           f"mean {statistics.mean(solo_latencies) * 1000:.1f} ms")
     print(f"orders stored: {stored['orders']}")
+    for name, values in reads.items():
+        print(f"GET {name}: p50 {percentile(values, 0.5) * 1000:.1f} ms, "
+              f"p99 {percentile(values, 0.99) * 1000:.1f} ms")
     return 0
 
 

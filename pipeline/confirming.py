@@ -1,15 +1,23 @@
 """Confirming that posted orders exist in Sendcloud (the API saves asynchronously).
 
-One GET filtered by every integration of the batch, plus the narrowest date filter that still
-matches all of them, newest first, 200 a page: a batch that was just created is found on the
-first page, so the steady state is one GET per batch. A batch of one or two orders is looked up by
-order_id instead (as cheap, and exact). An order counts as confirmed when the version Sendcloud
-shows is at least the one we sent; an older or missing one is "not visible yet" and is checked
-again later, up to a bound; then it is posted once more; then dead-lettered as "not visible".
+The POST answered with Sendcloud's ids, and a batch of new orders gets ids close together. So
+the GET is filtered by the batch's integrations, sorted by id, and starts at the batch's lowest
+id with a cursor built as the spec documents (base64 of `p=<position>`): one page holds the
+whole batch, whatever else other workers created meanwhile. Steady state: one GET per batch.
+
+- Ids far apart (updates of old orders): one such GET per cluster of ids, up to
+  MAX_CLUSTERS; past that, and for orders whose id is unknown, a scan of the newest orders
+  (date floor, newest update first, bounded pages).
+- One or two orders: looked up by order_id (as cheap, and exact).
+
+An order counts as confirmed when the version Sendcloud shows is at least the one we sent; an
+older or missing one is "not visible yet" and is checked again later, up to a bound; then it is
+posted once more; then dead-lettered as "not visible".
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,22 +35,62 @@ CONFIRM_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ≈ 1 minute in all be
 NOT_VISIBLE = "not visible"
 
 
+MAX_CLUSTERS = 4
+
+
 @dataclass(frozen=True)
 class Lookup:
     filters: dict[str, Any]
     wanted: frozenset[tuple[int, str]]
+    last_id: int | None = None  # ascending by id: stop reading past this one
 
 
 def plan_lookups(rows: Sequence[OutboxRow]) -> list[Lookup]:
-    """The GETs that find these orders: per order for one or two, else one for the batch."""
+    """The GETs that find these orders (see the module docstring)."""
     if len(rows) <= 2:
         return [Lookup({"integration": r.key[0], "order_id": r.key[1]}, frozenset([r.key]))
                 for r in rows]
     integrations = sorted({r.key[0] for r in rows})
-    filters: dict[str, Any] = {"integration": integrations, "sort": "-pk",
+    known = sorted((r for r in rows if r.sendcloud_id is not None),
+                   key=lambda r: r.sendcloud_id or 0)
+    clusters = _clusters(known)
+    if len(clusters) > MAX_CLUSTERS:
+        return [_scan(rows, integrations)]
+    lookups = [_id_range(cluster, integrations) for cluster in clusters]
+    unknown = [r for r in rows if r.sendcloud_id is None]
+    if unknown:
+        lookups.append(_scan(unknown, integrations))
+    return lookups
+
+
+def _clusters(rows: Sequence[OutboxRow]) -> list[list[OutboxRow]]:
+    """Runs of rows (sorted by id) whose ids fit in one page."""
+    out: list[list[OutboxRow]] = []
+    for row in rows:
+        if out and (row.sendcloud_id or 0) - (out[-1][0].sendcloud_id or 0) < PAGE_SIZE:
+            out[-1].append(row)
+        else:
+            out.append([row])
+    return out
+
+
+def _id_range(cluster: Sequence[OutboxRow], integrations: list[int]) -> Lookup:
+    first, last = cluster[0].sendcloud_id or 0, cluster[-1].sendcloud_id or 0
+    return Lookup({"integration": integrations, "sort": "pk",
+                   "cursor": position_cursor(first - 1), "page_size": last - first + 1},
+                  frozenset(r.key for r in cluster), last_id=last)
+
+
+def position_cursor(position: int) -> str:
+    """A cursor that starts after `position`, encoded as the spec describes (`p=<position>`)."""
+    return base64.b64encode(f"p={position}".encode()).decode("ascii")
+
+
+def _scan(rows: Sequence[OutboxRow], integrations: list[int]) -> Lookup:
+    filters: dict[str, Any] = {"integration": integrations, "sort": "-order_updated_at,-pk",
                                "page_size": PAGE_SIZE}
     filters.update(_date_floor(rows))
-    return [Lookup(filters, frozenset(r.key for r in rows))]
+    return Lookup(filters, frozenset(r.key for r in rows))
 
 
 def _date_floor(rows: Sequence[OutboxRow]) -> dict[str, str]:
@@ -67,6 +115,8 @@ def find(client: SendcloudClient, lookup: Lookup) -> dict[tuple[int, str], dict[
     """Visible orders of `lookup.wanted`, stopping as soon as all are found."""
     found: dict[tuple[int, str], dict[str, Any]] = {}
     for order in _bounded(client.iter_orders(**lookup.filters), MAX_PAGES * PAGE_SIZE):
+        if lookup.last_id is not None and _id(order) > lookup.last_id:
+            break  # ascending by id: the rest of the batch is not visible yet
         key = _key(order)
         if key in lookup.wanted:
             found[key] = order
@@ -80,6 +130,13 @@ def _bounded(orders: Iterator[dict[str, Any]], limit: int) -> Iterable[dict[str,
         if seen >= limit:
             return
         yield order
+
+
+def _id(order: Mapping[str, Any]) -> int:
+    try:
+        return int(order["id"])
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def _key(order: Mapping[str, Any]) -> tuple[int, str] | None:

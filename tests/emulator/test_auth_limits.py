@@ -109,5 +109,6 @@ def test_partner_header_must_be_a_uuid(api: Api, header: str) -> None:
     response = api.get("/orders", headers={"Sendcloud-Partner-Id": header})
     assert response.status_code == 400
     assert response.json()["errors"][0]["source"] == {"header": "Sendcloud-Partner-Id"}
-    ok = api.get("/orders", headers={"Sendcloud-Partner-Id": "0b0a51a2-1e2f-4a8b-9c3d-0e1f2a3b4c5d"})
+    partner = "0b0a51a2-1e2f-4a8b-9c3d-0e1f2a3b4c5d"
+    ok = api.get("/orders", headers={"Sendcloud-Partner-Id": partner})
     assert ok.status_code == 200

@@ -82,7 +82,7 @@ def test_post_error_examples_are_reproduced(spec: dict[str, Any], spec_api: Api)
     order = examples(spec, "/orders", "post")["CreateBasicOrder"][0]
 
     def changed(**kw: Any) -> dict[str, Any]:
-        o = copy.deepcopy(order)
+        o: dict[str, Any] = copy.deepcopy(order)
         o["order_id"] = kw.pop("order_id", "example-errors")
         for key, value in kw.items():
             *parents, leaf = key.split("__")
@@ -193,5 +193,5 @@ def test_the_suite_checked_responses(spec: dict[str, Any]) -> None:
 def test_spec_path_is_where_the_brief_says() -> None:
     from tests.emulator.conftest import SPEC_PATH
 
-    assert SPEC_PATH == Path(__file__).resolve().parents[2].parent / \
-        "shared/reference/sendcloud/orders/openapi.yaml"
+    assert Path(__file__).resolve().parents[2].parent / \
+        "shared/reference/sendcloud/orders/openapi.yaml" == SPEC_PATH

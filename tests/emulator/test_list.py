@@ -39,7 +39,8 @@ def walk(api: Api, path: str) -> list[str]:
 def seed(api: Api, n: int, **kw: Any) -> list[int]:
     ids: list[int] = []
     for start in range(0, n, 100):
-        ids += api.create(*[make_order(f"O-{i:03d}", **kw) for i in range(start, min(n, start + 100))])
+        chunk = range(start, min(n, start + 100))
+        ids += api.create(*[make_order(f"O-{i:03d}", **kw) for i in chunk])
     return ids
 
 

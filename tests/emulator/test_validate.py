@@ -78,7 +78,8 @@ def test_a_valid_order_has_no_errors() -> None:
     ("customs_details", {"shipment_type": "bribe"},
      "Input should be 'gift', 'commercial_goods', 'commercial_sample' or 'returned_goods'"),
     ("shipping_details", {"ship_with": {"type": "x", "properties": {
-        "shipping_option_code": None, "contract_id": 0}}}, "Input should be 'shipping_option_code'"),
+        "shipping_option_code": None, "contract_id": 0}}},
+     "Input should be 'shipping_option_code'"),
     ("service_point_details", {"post_number": "1"},
      "Either id or carrier_service_point_id is required"),
     ("service_point_details", {"id": "1", "carrier_service_point_id": "2"},

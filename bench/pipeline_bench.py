@@ -1,0 +1,461 @@
+"""Pipeline figures against the emulator, each with its target, in one run.
+
+    .venv/bin/python bench/pipeline_bench.py [--orders 3000] [--quick] [--json]
+
+(a) throughput, unthrottled (emulator `--latency 0.15 --no-rate-limit`): orders/s from
+    `submit()` to confirmed through distributed workers (RabbitMQ + PostgreSQL), against a naive
+    sequential `requests` loop POSTing batches of 100 to an identical emulator. Target ≥ 2×.
+    Also `ordersync sync` wall clock, distributed and embedded, for comparison.
+(b) write budget (emulator and pipeline both at `600/m`, burst 15): a workload of deletes (one
+    write each, so demand far above 10 writes/s) after the orders were created; accepted writes
+    per rolling window in steady state against the ceiling (target ≥ 97 %), and 429s per 1,000
+    writes (target ≤ 1), from the emulator's `writes` timeline.
+(c) GETs per confirmed batch: emulator GETs during a run (minus the CLI's one pre-flight GET)
+    per successful POST. Target ≤ 2.
+(d) trickle: one order per `submit([record])` call at ≥ 100 calls/s for ~10 s; orders per POST.
+    Target ≥ 90.
+
+Every service it needs is started here and stopped on the way out, failures included: emulator
+subprocesses, a RabbitMQ vhost, a PostgreSQL database and Celery workers per cluster. The
+producer side runs in a child process of this script (`--_drive`), so each cluster's environment
+is read by a fresh `tasks` import, as a real producer's would be.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import (
+    BIN,
+    REPO,
+    Figure,
+    base_env,
+    celery_workers,
+    delta,
+    dump_json,
+    emulator_stats,
+    machine,
+    pg_database,
+    rabbit_vhost,
+    stop_process_group,
+)
+from emulator.testing import running_emulator
+from pipeline.sample import SampleSpec, generate
+
+AUTH = ("demo-public", "demo-secret")
+BATCH = 100
+LATENCY = "0.15"
+WRITE_RATE, WRITE_BURST = "600/m", "15"
+CEILING_PER_S = 10.0  # 600/m
+# (a): the pipeline's own limiter must not throttle an unthrottled emulator either.
+UNTHROTTLED = {"ORDERSYNC_WRITE_RATE": "1000000/m", "ORDERSYNC_WRITE_BURST": "100000",
+               "ORDERSYNC_READ_RATE": "1000000/m"}
+SEEDS = {"naive": 11, "dist": 12, "dist_cli": 13, "embedded": 14, "warmup": 15, "trickle": 16,
+         "budget": 17, "budget_warmup": 18}
+
+
+@dataclass(frozen=True)
+class Sizes:
+    orders: int
+    warmup: int
+    workers: int
+    concurrency: int
+    embedded_concurrency: int
+    trickle_rate: float
+    trickle_seconds: float
+    budget_orders: int  # created, then deleted: one write per delete
+    budget_window: float  # rolling window measured against the ceiling (s)
+    settle_timeout: float
+
+
+def sizes_from(args: argparse.Namespace) -> Sizes:
+    if args.quick:
+        return Sizes(orders=args.orders or 300, warmup=100, workers=args.workers,
+                     concurrency=args.concurrency, embedded_concurrency=args.concurrency,
+                     trickle_rate=args.trickle_rate, trickle_seconds=3.0,
+                     budget_orders=150, budget_window=8.0, settle_timeout=60.0)
+    return Sizes(orders=args.orders or 3000, warmup=200, workers=args.workers,
+                 concurrency=args.concurrency, embedded_concurrency=args.concurrency,
+                 trickle_rate=args.trickle_rate, trickle_seconds=10.0,
+                 budget_orders=1000, budget_window=60.0, settle_timeout=300.0)
+
+
+# -- records -------------------------------------------------------------------------------------
+
+def records(count: int, seed: int) -> list[dict[str, Any]]:
+    return list(generate(SampleSpec(count=count, seed=seed)))
+
+
+def write_records(path: Path, items: Sequence[dict[str, Any]]) -> Path:
+    with path.open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item, separators=(",", ":")) + "\n")
+    return path
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def deletes_of(orders: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"op": "delete", "integration_id": o["order_details"]["integration"]["id"],
+             "order_id": o["order_id"]} for o in orders]
+
+
+# -- the producer side, in a child process (`--_drive`) ------------------------------------------
+
+def drive(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs in a child whose environment names the cluster. Each phase: submit, then wait until
+    every submission is settled (for upserts: confirmed). Times are unix seconds."""
+    from tasks import submit
+    from tasks.context import services
+
+    store = services().store
+    api_url = os.environ["SENDCLOUD_API_URL"]
+    timeout = float(spec["timeout"])
+    out: dict[str, Any] = {"phases": []}
+    for phase in spec["phases"]:
+        items = read_records(Path(phase["records"]))
+        before = emulator_stats(api_url)
+        rate = phase.get("rate")
+        start = time.time()
+        if rate:  # trickle: one record per call, paced at `rate` calls a second
+            sids = []
+            for i, item in enumerate(items):
+                pause = start + i / rate - time.time()
+                if pause > 0:
+                    time.sleep(pause)
+                sids.append(submit([item]))
+        else:
+            sids = [submit(items)]
+        submitted = time.time()
+        wait_settled(store, sids, timeout)
+        end = time.time()
+        after = emulator_stats(api_url)
+        totals: dict[str, int] = {}
+        for sid in sids:
+            for key, value in store.summary(sid).items():
+                if isinstance(value, int):
+                    totals[key] = totals.get(key, 0) + value
+        out["phases"].append({
+            "name": phase["name"], "records": len(items), "calls": len(sids), "start": start,
+            "submitted": submitted, "end": end, "outcomes": totals,
+            "GET": delta(before, after, "GET"), "POST": delta(before, after, "POST"),
+            "POST_ok": delta(before, after, "POST", ok_only=True),
+            "DELETE": delta(before, after, "DELETE")})
+    return out
+
+
+def wait_settled(store: Any, sids: Sequence[str], timeout: float) -> None:
+    """Poll until every submission is settled; `sids` in order, each checked until it is."""
+    deadline = time.monotonic() + timeout
+    next_unsettled = 0
+    while next_unsettled < len(sids):
+        if store.is_settled(sids[next_unsettled]):
+            next_unsettled += 1
+            continue
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{len(sids) - next_unsettled} of {len(sids)} submissions not "
+                               f"settled after {timeout:g}s")
+        time.sleep(0.05)
+
+
+def run_driver(env: dict[str, str], spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    spec_path = tmp / f"drive-{time.monotonic_ns()}.json"
+    spec_path.write_text(json.dumps(spec))
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_drive",
+                             str(spec_path)], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=float(spec["timeout"]) * len(spec["phases"]) + 60)
+    finally:
+        stop_process_group(proc, grace=5)
+    if proc.returncode != 0:
+        raise RuntimeError(f"driver failed (exit {proc.returncode}):\n{err[-4000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def run_cli_sync(env: dict[str, str], path: Path, timeout: float,
+                 *extra: str) -> tuple[float, dict[str, Any]]:
+    """`ordersync sync --json FILE`, as a user runs it: (wall seconds, summary)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([str(BIN / "ordersync"), "sync", "--json", str(path), *extra],
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        stop_process_group(proc, grace=5)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"ordersync sync exited {proc.returncode}: {err[-3000:]}")
+    summary: dict[str, Any] = json.loads(out)
+    return wall, summary
+
+
+# -- the naive baseline --------------------------------------------------------------------------
+
+def naive_loop(api_url: str, items: Sequence[dict[str, Any]]) -> float:
+    """POST batches of 100 one after another on one session; wall seconds."""
+    with requests.Session() as session:
+        session.auth = AUTH
+        start = time.perf_counter()
+        for i in range(0, len(items), BATCH):
+            answer = session.post(f"{api_url}/orders", json=list(items[i:i + BATCH]), timeout=60)
+            if answer.status_code != 201:
+                raise RuntimeError(f"naive POST answered {answer.status_code}: "
+                                   f"{answer.text[:300]}")
+        return time.perf_counter() - start
+
+
+# -- scenarios -----------------------------------------------------------------------------------
+
+@contextmanager
+def distributed(api_url: str, tmp: Path, sizes: Sizes, name: str,
+                **extra: str) -> Iterator[dict[str, str]]:
+    """A vhost, a database and `sizes.workers` worker processes; yields their environment."""
+    with rabbit_vhost() as broker, pg_database() as database:
+        logdir = tmp / name
+        logdir.mkdir()
+        env = base_env(api_url, logdir / "home", ORDERSYNC_BROKER_URL=broker,
+                       ORDERSYNC_DATABASE_URL=database, **extra)
+        with celery_workers(env, logdir, sizes.workers, sizes.concurrency):
+            yield env
+
+
+def throughput(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
+    """(a), (c) and (d)."""
+    out: dict[str, Any] = {}
+    n = sizes.orders
+    flags = ("--latency", LATENCY, "--no-rate-limit")
+
+    naive_items = records(n, SEEDS["naive"])
+    with running_emulator(*flags) as url:
+        wall = naive_loop(url, naive_items)
+    out["naive"] = {"orders": n, "seconds": wall, "orders_per_s": n / wall,
+                    "posts": math.ceil(n / BATCH)}
+    log(f"  naive loop: {n} orders in {wall:.2f} s → {n / wall:.0f} orders/s")
+
+    files = {key: write_records(tmp / f"{key}.jsonl", records(count, SEEDS[key]))
+             for key, count in (("warmup", sizes.warmup), ("dist", n), ("dist_cli", n),
+                                ("embedded", n),
+                                ("trickle", round(sizes.trickle_rate * sizes.trickle_seconds)))}
+    with running_emulator(*flags) as url, \
+            distributed(url, tmp, sizes, "throughput", **UNTHROTTLED) as env:
+        timeout = sizes.settle_timeout
+        result = run_driver(env, {"timeout": timeout, "phases": [
+            {"name": "warmup", "records": str(files["warmup"])},
+            {"name": "dist", "records": str(files["dist"])}]}, tmp)
+        dist = result["phases"][1]
+        seconds = dist["end"] - dist["start"]
+        out["distributed"] = {**dist, "seconds": seconds, "orders_per_s": n / seconds,
+                              "submit_seconds": dist["submitted"] - dist["start"]}
+        log(f"  distributed submit()→confirmed: {n} orders in {seconds:.2f} s → "
+            f"{n / seconds:.0f} orders/s (submit() itself {dist['submitted'] - dist['start']:.2f}"
+            f" s; {dist['POST_ok']} POSTs, {dist['GET']} GETs)")
+
+        before = emulator_stats(url)
+        wall, summary = run_cli_sync(env, files["dist_cli"], timeout)
+        after = emulator_stats(url)
+        out["distributed_cli"] = {"seconds": wall, "orders_per_s": n / wall,
+                                  "confirmed": summary["confirmed"],
+                                  "GET": delta(before, after, "GET"),
+                                  "POST_ok": delta(before, after, "POST", ok_only=True)}
+        log(f"  distributed `ordersync sync` wall: {wall:.2f} s → {n / wall:.0f} orders/s")
+
+        trickle = run_driver(env, {"timeout": timeout, "phases": [
+            {"name": "trickle", "records": str(files["trickle"]),
+             "rate": sizes.trickle_rate}]}, tmp)["phases"][0]
+        calls_s = trickle["calls"] / (trickle["submitted"] - trickle["start"])
+        out["trickle"] = {**trickle, "calls_per_s": calls_s,
+                          "orders_per_post": trickle["outcomes"]["confirmed"]
+                          / max(1, trickle["POST_ok"])}
+        log(f"  trickle: {trickle['calls']} calls at {calls_s:.0f} calls/s → "
+            f"{trickle['outcomes']['confirmed']} confirmed in {trickle['POST_ok']} POSTs")
+
+    with running_emulator(*flags) as url:
+        home = tmp / "embedded-home"
+        env = base_env(url, home, **UNTHROTTLED)
+        before = emulator_stats(url)
+        wall, summary = run_cli_sync(env, files["embedded"], sizes.settle_timeout,
+                                     "--concurrency", str(sizes.embedded_concurrency))
+        after = emulator_stats(url)
+    out["embedded_cli"] = {"seconds": wall, "orders_per_s": n / wall,
+                           "confirmed": summary["confirmed"], "GET": delta(before, after, "GET"),
+                           "POST_ok": delta(before, after, "POST", ok_only=True)}
+    log(f"  embedded `ordersync sync` wall: {wall:.2f} s → {n / wall:.0f} orders/s")
+    return out
+
+
+def write_budget(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
+    """(b): create the orders, then delete them all: one write per delete."""
+    orders = records(sizes.budget_orders, SEEDS["budget"])
+    created = write_records(tmp / "budget-create.jsonl", orders)
+    deleted = write_records(tmp / "budget-delete.jsonl", deletes_of(orders))
+    limits = {"ORDERSYNC_WRITE_RATE": WRITE_RATE, "ORDERSYNC_WRITE_BURST": WRITE_BURST}
+    with running_emulator("--write-rate", WRITE_RATE, "--write-burst", WRITE_BURST) as url, \
+            distributed(url, tmp, sizes, "budget", **limits) as env:
+        result = run_driver(env, {"timeout": sizes.settle_timeout, "phases": [
+            {"name": "create", "records": str(created)},
+            {"name": "delete", "records": str(deleted)}]}, tmp)
+        writes = emulator_stats(url)["writes"]
+    phase = result["phases"][1]
+    mine = sorted((t, method, status) for t, method, status in writes
+                  if phase["start"] <= t <= phase["end"] + 1)
+    accepted = [t for t, _m, status in mine if status != 429]
+    rejected = sum(1 for *_x, status in mine if status == 429)
+    window = sizes.budget_window
+    fractions = rolling_fractions(accepted, window, skip=2.0, ceiling=CEILING_PER_S * window)
+    span = accepted[-1] - accepted[0] if len(accepted) > 1 else 0.0
+    out = {"deletes": phase["records"], "outcomes": phase["outcomes"],
+           "writes": len(mine), "accepted": len(accepted), "rate_limited": rejected,
+           "span_s": span, "window_s": window, "windows": len(fractions),
+           "fraction_mean": sum(fractions) / len(fractions) if fractions else 0.0,
+           "fraction_min": min(fractions) if fractions else 0.0,
+           "per_1000": 1000 * rejected / max(1, len(accepted)),
+           "GET": phase["GET"], "create_seconds": result["phases"][0]["end"]
+           - result["phases"][0]["start"]}
+    log(f"  write budget: {len(accepted)} accepted writes over {span:.1f} s "
+        f"({len(accepted) / span if span else 0:.2f}/s), {rejected} answered 429; "
+        f"{len(fractions)} rolling {window:g} s windows in steady state")
+    return out
+
+
+def rolling_fractions(times: Sequence[float], window: float, *, skip: float,
+                      ceiling: float) -> list[float]:
+    """Accepted writes in [s, s + window) over the ceiling, for windows starting at each write
+    from `skip` seconds after the first write, ending before the last write (steady state: the
+    queue of deletes is never empty in them)."""
+    if not times:
+        return []
+    first, last = times[0], times[-1]
+    out = []
+    end = 0
+    for i, start in enumerate(times):
+        if start < first + skip:
+            continue
+        if start + window > last:
+            break
+        end = max(end, i)
+        while end < len(times) and times[end] < start + window:
+            end += 1
+        out.append((end - i) / ceiling)
+    return out
+
+
+# -- report --------------------------------------------------------------------------------------
+
+def figures(a: dict[str, Any], b: dict[str, Any], sizes: Sizes) -> dict[str, Figure]:
+    dist, naive, emb = a["distributed"], a["naive"], a["embedded_cli"]
+    ratio = dist["orders_per_s"] / naive["orders_per_s"]
+    gets = {
+        "distributed submit()": dist["GET"] / max(1, dist["POST_ok"]),
+        "distributed sync": (a["distributed_cli"]["GET"] - 1)
+        / max(1, a["distributed_cli"]["POST_ok"]),
+        "embedded sync": (emb["GET"] - 1) / max(1, emb["POST_ok"]),
+    }
+    worst = max(gets, key=lambda k: gets[k])
+    trickle = a["trickle"]
+    return {
+        "a_throughput_ratio": Figure(
+            "(a) distributed / naive throughput", ratio, ">=", 2.0, "×",
+            f"{dist['orders_per_s']:.0f} vs {naive['orders_per_s']:.0f} orders/s; embedded "
+            f"sync {emb['orders_per_s']:.0f} orders/s"),
+        "b_write_ceiling_fraction": Figure(
+            f"(b) writes per rolling {b['window_s']:g} s / ceiling", 100 * b["fraction_mean"],
+            ">=", 97.0, "%", f"min {100 * b['fraction_min']:.1f} % over {b['windows']} windows"),
+        "b_429_per_1000_writes": Figure(
+            "(b) 429s per 1,000 writes", b["per_1000"], "<=", 1.0, "",
+            f"{b['rate_limited']} of {b['writes']} writes"),
+        "c_gets_per_batch": Figure(
+            "(c) GETs per confirmed batch", gets[worst], "<=", 2.0, "",
+            f"worst of: " + ", ".join(f"{k} {v:.2f}" for k, v in gets.items())),
+        "d_orders_per_post": Figure(
+            "(d) trickle orders per POST", trickle["orders_per_post"], ">=", 90.0, "",
+            f"{trickle['calls']} calls at {trickle['calls_per_s']:.0f}/s (target ≥ "
+            f"{sizes.trickle_rate:g}/s)"),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--orders", type=int, default=0, help="orders for (a) (default 3000; "
+                        "300 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="small sizes (< 1 min): a smoke "
+                        "test of this script, not a measurement")
+    parser.add_argument("--json", action="store_true", help="print one JSON dict, nothing else")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="threads per worker (default 8)")
+    parser.add_argument("--trickle-rate", type=float, default=100.0,
+                        help="submit() calls per second in (d) (default 100)")
+    parser.add_argument("--only", choices=("a", "b"), help=argparse.SUPPRESS)
+    parser.add_argument("--_drive", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._drive:
+        print(json.dumps(drive(json.loads(Path(args._drive).read_text()))))
+        return 0
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)  # unwind the context managers: cleanup runs
+
+    signal.signal(signal.SIGTERM, on_term)
+    sizes = sizes_from(args)
+    info = machine()
+    log(f"machine: {info['cores']} cores, load {info['load_1_5_15']} (1/5/15 min), "
+        f"Python {info['python']}")
+    log(f"sizes: {sizes}")
+    log(f"(a)/(c)/(d): emulator --latency {LATENCY} --no-rate-limit; {sizes.workers} workers "
+        f"--pool=threads --concurrency={sizes.concurrency}, RabbitMQ + PostgreSQL; pipeline "
+        "limits raised out of the way; ORDERSYNC_LINGER default (1.0 s)")
+    log(f"(b): emulator and pipeline --write-rate {WRITE_RATE} --write-burst {WRITE_BURST}; "
+        f"workload: create {sizes.budget_orders} orders, then delete them (1 write each)")
+    started = time.monotonic()
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-bench-")))
+        a = throughput(sizes, tmp, log) if args.only in (None, "a") else None
+        b = write_budget(sizes, tmp, log) if args.only in (None, "b") else None
+    load_after = [round(x, 2) for x in os.getloadavg()]
+    elapsed = time.monotonic() - started
+    if a is None or b is None:
+        dump_json({"a": a, "b": b})
+        return 0
+    figs = figures(a, b, sizes)
+    ok = all(f.passed for f in figs.values())
+    if args.json:
+        dump_json({"machine": info, "load_after": load_after, "seconds": elapsed,
+                   "sizes": sizes.__dict__, "figures": {k: f.as_dict() for k, f in figs.items()},
+                   "pass": ok, "details": {"a": a, "b": b}})
+    else:
+        print(f"load after: {load_after}; total {elapsed:.0f} s")
+        for fig in figs.values():
+            print(fig.line())
+        print("ALL PASS" if ok else "SOME FAIL")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
