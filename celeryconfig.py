@@ -14,9 +14,14 @@ _settings = Settings.from_env()
 
 broker_url = _settings.broker_url or "memory://"
 broker_connection_retry_on_startup = True
-# Redis redelivers an unacknowledged message after this; it must outlast the longest countdown
-# (retry policy caps at 300 s), or ETA tasks would run twice.
-broker_transport_options = {"visibility_timeout": 3600}
+broker_transport_options = {
+    # Redis redelivers an unacknowledged message after this; it must outlast the longest
+    # countdown (the retry policy caps at 300 s), or ETA tasks would run twice.
+    "visibility_timeout": 3600,
+    # The memory transport polls its queues; kombu's default (1 s) would add up to a second
+    # to every step of the chain in embedded mode.
+    "polling_interval": 0.01,
+}
 
 # One queue per stage so stages scale apart (`celery -A tasks worker -Q ordersync.upsert`);
 # a plain worker consumes all three.

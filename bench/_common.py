@@ -49,8 +49,13 @@ def rabbit_vhost(prefix: str = "ordersync-bench") -> Iterator[str]:
                         ".*"], capture_output=True, timeout=60, check=True)
         yield f"amqp://{BROKER_HOST}/{name}"
     finally:
-        subprocess.run(["rabbitmqctl", "delete_vhost", name], capture_output=True,
-                       timeout=60, check=False)
+        # The broker may be briefly down (others' chaos tests stop it): try for a minute.
+        for _ in range(12):
+            done = subprocess.run(["rabbitmqctl", "delete_vhost", name], capture_output=True,
+                                  timeout=60, check=False)
+            if done.returncode == 0 or b"does not exist" in done.stderr + done.stdout:
+                break
+            time.sleep(5)
 
 
 def _psql(sql: str) -> None:

@@ -115,9 +115,15 @@ def read_records(path: Path) -> list[dict[str, Any]]:
         return [json.loads(line) for line in handle if line.strip()]
 
 
-def deletes_of(orders: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def order_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The order of an upsert record (the sample wraps some in `{"op": "upsert", "order"}`)."""
+    inner = record.get("order")
+    return inner if record.get("op") == "upsert" and isinstance(inner, dict) else record
+
+
+def deletes_of(items: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"op": "delete", "integration_id": o["order_details"]["integration"]["id"],
-             "order_id": o["order_id"]} for o in orders]
+             "order_id": o["order_id"]} for o in map(order_of, items)]
 
 
 # -- the producer side, in a child process (`--_drive`) ------------------------------------------
@@ -147,7 +153,13 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             sids = [submit(items)]
         submitted = time.time()
-        wait_settled(store, sids, timeout)
+        try:
+            wait_settled(store, sids, timeout)
+        except TimeoutError as exc:
+            stuck = [store.summary(sid) for sid in sids if not store.is_settled(sid)][:3]
+            raise TimeoutError(f"phase {phase['name']}: {exc}; store status: "
+                               f"{json.dumps(store.status(), default=str)}; unsettled: "
+                               f"{json.dumps(stuck, default=str)}") from None
         end = time.time()
         after = emulator_stats(api_url)
         totals: dict[str, int] = {}
@@ -217,6 +229,7 @@ def run_cli_sync(env: dict[str, str], path: Path, timeout: float,
 
 def naive_loop(api_url: str, items: Sequence[dict[str, Any]]) -> float:
     """POST batches of 100 one after another on one session; wall seconds."""
+    items = [order_of(item) for item in items]
     with requests.Session() as session:
         session.auth = AUTH
         start = time.perf_counter()
@@ -389,7 +402,7 @@ def figures(a: dict[str, Any], b: dict[str, Any], sizes: Sizes) -> dict[str, Fig
             f"{b['rate_limited']} of {b['writes']} writes"),
         "c_gets_per_batch": Figure(
             "(c) GETs per confirmed batch", gets[worst], "<=", 2.0, "",
-            f"worst of: " + ", ".join(f"{k} {v:.2f}" for k, v in gets.items())),
+            "worst of: " + ", ".join(f"{k} {v:.2f}" for k, v in gets.items())),
         "d_orders_per_post": Figure(
             "(d) trickle orders per POST", trickle["orders_per_post"], ">=", 90.0, "",
             f"{trickle['calls']} calls at {trickle['calls_per_s']:.0f}/s (target ≥ "
@@ -409,6 +422,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="threads per worker (default 8)")
     parser.add_argument("--trickle-rate", type=float, default=100.0,
                         help="submit() calls per second in (d) (default 100)")
+    parser.add_argument("--logs", type=Path, help="keep worker logs and inputs in this folder "
+                        "(default: a temporary folder, removed)")
     parser.add_argument("--only", choices=("a", "b"), help=argparse.SUPPRESS)
     parser.add_argument("--_drive", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -435,7 +450,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"workload: create {sizes.budget_orders} orders, then delete them (1 write each)")
     started = time.monotonic()
     with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-bench-")))
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix="run-", dir=args.logs))
+        else:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-bench-")))
         a = throughput(sizes, tmp, log) if args.only in (None, "a") else None
         b = write_budget(sizes, tmp, log) if args.only in (None, "b") else None
     load_after = [round(x, 2) for x in os.getloadavg()]

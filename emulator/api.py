@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -100,17 +101,24 @@ async def list_orders(request: web.Request) -> web.StreamResponse:
     await ctx.delay()
     page = list_page(emu.store, query, emu.now())
     text = '{"data":[' + ",".join(v.text for _, v in page.items) + "]}"
-    links = []
-    for rel, cursor in (("next", page.next), ("prev", page.prev)):
-        if cursor is None:
-            continue
-        params = dict(request.query)
-        params.pop("cursor", None)
-        if cursor:
-            params["cursor"] = cursor
-        links.append(f'<{request.url.with_query(params)}>; rel="{rel}"')
+    links = [f'<{_page_url(request, cursor)}>; rel="{rel}"'
+             for rel, cursor in (("next", page.next), ("prev", page.prev)) if cursor is not None]
     headers = {"Link": ", ".join(links)} if links else None
     return raw_json(text, 200, headers)
+
+
+def _page_url(request: web.Request, cursor: str) -> str:
+    """This request's absolute URL with another cursor ("" = none).
+
+    Built from the raw query string, so whatever the client sent comes back byte for byte
+    (decoding and re-encoding could fail on odd percent-escapes).
+    """
+    kept = [part for part in request.rel_url.raw_query_string.split("&")
+            if part and part.split("=", 1)[0] != "cursor"]
+    if cursor:
+        kept.append("cursor=" + quote(cursor, safe=""))
+    query = "?" + "&".join(kept) if kept else ""
+    return f"{request.scheme}://{request.host}{request.rel_url.raw_path}{query}"
 
 
 async def get_order(request: web.Request) -> web.StreamResponse:

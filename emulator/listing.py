@@ -382,9 +382,11 @@ def _links(q: ListQuery, page: list[tuple[Record, Version]], more: bool, beyond:
         if has_next:
             nxt = encode_cursor(False, _raw_position(q.sort, *page[-1]), q.sort)
     else:
-        # An empty page past either end: point back at the data around the cursor.
-        if has_prev and q.position is not None:
-            prev = encode_cursor(True, q.position, q.sort)
+        # An empty page past either end (its neighbours were deleted, or the cursor is made
+        # up): nothing lies beyond the cursor, so the neighbouring page is the last (or the
+        # first) page of the whole listing.
+        if has_prev:
+            prev = encode_cursor(True, None, q.sort)
         if has_next:
-            nxt = ""  # nothing precedes the cursor any more: the next page is the first one
+            nxt = ""
     return Page(page, prev, nxt)

@@ -75,11 +75,13 @@ def transaction(engine: Engine) -> Iterator[Connection]:
 def lock_keys(conn: Connection, keys: list[tuple[int, str]]) -> None:
     """Serialize writers of the same orders on PostgreSQL (SQLite is serialized already).
     Keys are locked in sorted order so two transactions never deadlock on them."""
-    if conn.dialect.name != "postgresql":
+    if conn.dialect.name != "postgresql" or not keys:
         return
-    for integration_id, order_id in sorted(set(keys)):
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"),
-                     {"k": f"{integration_id}:{order_id}"})
+    names = sorted({f"{integration_id}:{order_id}" for integration_id, order_id in keys})
+    # One round trip; the subquery's ORDER BY fixes the order in which the locks are taken.
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
+                      "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"),
+                 {"keys": names})
 
 
 def dumps(value: Any) -> str:

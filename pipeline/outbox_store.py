@@ -17,7 +17,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, exists, func, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import aliased
 
 from pipeline.accounting import bump_outcomes, insert_dead_letter
@@ -76,49 +87,43 @@ class OutboxStore:
     def enqueue(self, sid: str, ops: Sequence[Operation],
                 chunk_id: str | None = None) -> Counter[str]:
         """Put operations into the outbox (coalescing, superseding, folding patches) and drop
-        the chunk they came from, in one transaction. Returns the count of each verdict."""
+        the chunk they came from, in one transaction. Returns the count of each verdict.
+
+        The rows and ledger entries of all the chunk's orders are read in two queries and the
+        decisions made in memory (a later operation on the same order sees the earlier one's
+        pending row), then written back in bulk."""
         tally: Counter[str] = Counter()
         outcomes: Counter[tuple[str, str]] = Counter()
         with transaction(self.engine) as conn:
-            lock_keys(conn, [op.key for op in ops])
+            keys = list(dict.fromkeys(op.key for op in ops))
+            lock_keys(conn, keys)
+            rows = self._rows_by_key(conn, keys, lock=True)
+            ledgers = {key: _ledger_known(e) for key, e in _ledger_entries(conn, keys).items()}
+            plan = _EnqueuePlan(rows)
             for op in ops:
-                verdict = self._enqueue_one(conn, sid, op, outcomes)
+                verdict = plan.apply(op, sid, ledgers.get(op.key), outcomes)
                 tally[verdict] += 1
+            plan.write(conn)
+            for op, reason in plan.dead:
+                insert_dead_letter(conn, sid, op.key, _op_record(op), reason,
+                                   [FieldError("", reason)], attempts=0)
             if chunk_id is not None:
                 conn.execute(chunks.delete().where(chunks.c.id == chunk_id))
             bump_outcomes(conn, outcomes)
         return tally
 
-    def _enqueue_one(self, conn: Connection, sid: str, op: Operation,
-                     outcomes: Counter[tuple[str, str]]) -> str:
-        pending_row = self._rows_for(conn, op.key, ("pending",), lock=True)
-        pending = pending_row[0] if pending_row else None
-        in_flight = self._rows_for(conn, op.key, ("inflight", "posted"))
-        decision = decide(op, sid, ledger=self._ledger_known(conn, op.key),
-                          pending=_known(pending) if pending else None,
-                          in_flight=_newest_known(in_flight))
-        if decision.verdict in (Verdict.SUPERSEDED, Verdict.UNCHANGED):
-            outcome = "deleted" if decision.reason == "already deleted" else decision.verdict.value
-            outcomes[(sid, outcome)] += 1
-            return decision.verdict.value
-        if decision.verdict is Verdict.DEAD:
-            insert_dead_letter(conn, sid, op.key, _op_record(op), decision.reason,
-                               [FieldError("", decision.reason)], attempts=0)
-            outcomes[(sid, "dead_lettered")] += 1
-            return decision.verdict.value
-        for displaced_sid, _ in decision.displaced:
-            outcomes[(displaced_sid, "superseded")] += 1
-        values = dict(kind=decision.kind, version=version_text(op.version),
-                      payload=dumps(decision.payload),
-                      payload_hash=payload_hash(decision.payload),
-                      refs=dumps([list(r) for r in decision.refs]))
-        if pending is not None:
-            conn.execute(update(outbox).where(outbox.c.id == pending.id).values(**values))
-        else:
-            conn.execute(outbox.insert().values(
-                integration_id=op.key[0], order_id=op.key[1], state="pending",
-                enqueued_at=time.time(), attempts=0, throttled=0, reposted=False, **values))
-        return "queued"
+    def _rows_by_key(self, conn: Connection, keys: Sequence[OrderKey],
+                     lock: bool = False) -> dict[OrderKey, list[OutboxRow]]:
+        out: dict[OrderKey, list[OutboxRow]] = {}
+        for part in _parts(keys):
+            query = select(outbox).where(tuple_(outbox.c.integration_id,
+                                                outbox.c.order_id).in_(part))
+            if lock:
+                query = query.with_for_update()
+            for r in conn.execute(query).mappings():
+                row = _row(r)
+                out.setdefault(row.key, []).append(row)
+        return out
 
     def _rows_for(self, conn: Connection, key: OrderKey, states: Sequence[str],
                   lock: bool = False) -> list[OutboxRow]:
@@ -127,17 +132,6 @@ class OutboxStore:
         if lock:
             query = query.with_for_update()
         return [_row(r) for r in conn.execute(query).mappings()]
-
-    def _ledger_known(self, conn: Connection, key: OrderKey) -> Known | None:
-        entry = _ledger_entry(conn, key)
-        if entry is None:
-            return None
-        if entry.state == "deleted":
-            kind = "delete"
-        else:  # a confirmed order whose full payload we do not know can take patches only
-            kind = "upsert" if entry.payload is not None else "patch"
-        payload = entry.payload or {}
-        return Known(kind, datetime.fromisoformat(entry.version), payload, payload_hash(payload))
 
     def ledger_entry(self, key: OrderKey) -> LedgerEntry | None:
         with self.engine.connect() as conn:
@@ -223,35 +217,26 @@ class OutboxStore:
         with transaction(self.engine) as conn:
             rows = self._load(conn, row_ids)
             lock_keys(conn, [r.key for r in rows])
-            for row in rows:
+            entries = _ledger_entries(conn, [r.key for r in rows])
+            inserts: list[dict[str, Any]] = []
+            updates: list[dict[str, Any]] = []
+            for row in sorted(rows, key=lambda r: r.version):
                 sc_id = (sendcloud_ids or {}).get(row.id, row.sendcloud_id)
-                self._write_ledger(conn, row, sc_id)
+                entry = entries.get(row.key)
+                values = _ledger_values(entry, row, sc_id)
+                if values is not None:
+                    entries[row.key] = LedgerEntry(values["state"], row.version, None,
+                                                   values["sendcloud_id"])
+                    if entry is None:
+                        inserts.append(values)
+                    else:
+                        updates.append(values)
                 for sid, outcome in row.refs:
                     outcomes[(sid, outcome)] += 1
+            _write_ledger(conn, inserts, updates)
             conn.execute(outbox.delete().where(outbox.c.id.in_([r.id for r in rows])))
             bump_outcomes(conn, outcomes)
 
-    def _write_ledger(self, conn: Connection, row: OutboxRow, sc_id: int | None) -> None:
-        entry = _ledger_entry(conn, row.key)
-        if entry is not None and entry.version > row.version:
-            return  # a newer version was confirmed first: never go backwards
-        if row.kind == "delete":
-            state, payload = "deleted", None
-        elif row.kind == "patch":
-            state, payload = "confirmed", _patched(entry, row.payload)
-        else:
-            state, payload = "confirmed", row.payload
-        values = dict(state=state, version=row.version, updated_at=time.time(),
-                      payload=dumps(payload) if payload is not None else "",
-                      payload_hash=payload_hash(payload) if payload is not None else "",
-                      sendcloud_id=sc_id if sc_id is not None else
-                      (entry.sendcloud_id if entry else None))
-        if entry is None:
-            conn.execute(ledger.insert().values(integration_id=row.key[0], order_id=row.key[1],
-                                                **values))
-        else:
-            conn.execute(update(ledger).where(ledger.c.integration_id == row.key[0],
-                                              ledger.c.order_id == row.key[1]).values(**values))
 
     def dead_letter(self, errors_by_row: Mapping[int, Sequence[FieldError]], reason: str,
                     api_errors: Sequence[dict[str, Any]] = ()) -> None:
@@ -315,13 +300,37 @@ class OutboxStore:
         return [_row(r) for r in result]
 
 
-def _ledger_entry(conn: Connection, key: OrderKey) -> LedgerEntry | None:
-    row = conn.execute(select(ledger).where(ledger.c.integration_id == key[0],
-                                            ledger.c.order_id == key[1])).mappings().first()
-    if row is None:
-        return None
+def _ledger_known(entry: LedgerEntry) -> Known:
+    if entry.state == "deleted":
+        kind = "delete"
+    else:  # a confirmed order whose full payload we do not know can take patches only
+        kind = "upsert" if entry.payload is not None else "patch"
+    payload = entry.payload or {}
+    return Known(kind, datetime.fromisoformat(entry.version), payload, payload_hash(payload))
+
+
+def _parts(keys: Sequence[OrderKey], size: int = 200) -> list[Sequence[OrderKey]]:
+    """Keys in slices, so no IN list outgrows a backend's limit on bound parameters."""
+    return [keys[i:i + size] for i in range(0, len(keys), size)]
+
+
+def _ledger_entries(conn: Connection, keys: Sequence[OrderKey]) -> dict[OrderKey, LedgerEntry]:
+    out: dict[OrderKey, LedgerEntry] = {}
+    for part in _parts(keys):
+        result = conn.execute(select(ledger).where(
+            tuple_(ledger.c.integration_id, ledger.c.order_id).in_(part))).mappings()
+        for r in result:
+            out[(int(r["integration_id"]), r["order_id"])] = _ledger_row(r)
+    return out
+
+
+def _ledger_row(row: Any) -> LedgerEntry:
     return LedgerEntry(row["state"], row["version"],
                        loads(row["payload"]) if row["payload"] else None, row["sendcloud_id"])
+
+
+def _ledger_entry(conn: Connection, key: OrderKey) -> LedgerEntry | None:
+    return _ledger_entries(conn, [key]).get(key)
 
 
 def _patched(entry: LedgerEntry | None, changes: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -358,3 +367,98 @@ def _op_record(op: Operation) -> dict[str, Any]:
     row = OutboxRow(0, op.key, op.kind, version_text(op.version), op.payload, [], 0, 0, None,
                     False, "")
     return row.as_record()
+
+
+class _EnqueuePlan:
+    """The decisions for one chunk, made in memory, written back in bulk."""
+
+    def __init__(self, rows: dict[OrderKey, list[OutboxRow]]) -> None:
+        self.pending: dict[OrderKey, tuple[int | None, Known]] = {}
+        self.in_flight: dict[OrderKey, Known | None] = {}
+        for key, key_rows in rows.items():
+            for row in key_rows:
+                if row.state == "pending":
+                    self.pending[key] = (row.id, _known(row))
+            self.in_flight[key] = _newest_known([r for r in key_rows if r.state != "pending"])
+        self.changed: dict[OrderKey, dict[str, Any]] = {}
+        self.dead: list[tuple[Operation, str]] = []
+
+    def apply(self, op: Operation, sid: str, ledger_known: Known | None,
+              outcomes: Counter[tuple[str, str]]) -> str:
+        row_id, pending = self.pending.get(op.key, (None, None))
+        decision = decide(op, sid, ledger=ledger_known, pending=pending,
+                          in_flight=self.in_flight.get(op.key))
+        if decision.verdict in (Verdict.SUPERSEDED, Verdict.UNCHANGED):
+            outcome = "deleted" if decision.reason == "already deleted" else decision.verdict.value
+            outcomes[(sid, outcome)] += 1
+            return decision.verdict.value
+        if decision.verdict is Verdict.DEAD:
+            self.dead.append((op, decision.reason))
+            outcomes[(sid, "dead_lettered")] += 1
+            return decision.verdict.value
+        for displaced_sid, _ in decision.displaced:
+            outcomes[(displaced_sid, "superseded")] += 1
+        digest = payload_hash(decision.payload)
+        self.pending[op.key] = (row_id, Known(decision.kind, op.version, decision.payload,
+                                              digest, decision.refs))
+        self.changed[op.key] = dict(
+            kind=decision.kind, version=version_text(op.version),
+            payload=dumps(decision.payload), payload_hash=digest,
+            refs=dumps([list(r) for r in decision.refs]))
+        return "queued"
+
+    def write(self, conn: Connection) -> None:
+        now = time.time()
+        updates, inserts = [], []
+        for key, values in self.changed.items():
+            row_id = self.pending[key][0]
+            if row_id is not None:
+                updates.append({"row_id": row_id, **values})
+            else:
+                inserts.append(dict(integration_id=key[0], order_id=key[1], state="pending",
+                                    enqueued_at=now, attempts=0, throttled=0, reposted=False,
+                                    **values))
+        if updates:
+            conn.execute(update(outbox).where(outbox.c.id == bindparam("row_id")), updates)
+        if inserts:
+            conn.execute(insert(outbox), inserts)
+
+
+def _write_ledger(conn: Connection, inserts: list[dict[str, Any]],
+                  updates: list[dict[str, Any]]) -> None:
+    if inserts:
+        conn.execute(insert(ledger), _dedupe(inserts))
+    if updates:
+        conn.execute(update(ledger).where(
+            ledger.c.integration_id == bindparam("k_integration"),
+            ledger.c.order_id == bindparam("k_order")).values(
+            state=bindparam("state"), version=bindparam("version"),
+            updated_at=bindparam("updated_at"), payload=bindparam("payload"),
+            payload_hash=bindparam("payload_hash"), sendcloud_id=bindparam("sendcloud_id")),
+            [{**{k: v for k, v in u.items() if k not in ("integration_id", "order_id")},
+              "k_integration": u["integration_id"], "k_order": u["order_id"]} for u in updates])
+
+
+def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One insert per order: the last (newest) wins."""
+    by_key = {(r["integration_id"], r["order_id"]): r for r in rows}
+    return list(by_key.values())
+
+
+def _ledger_values(entry: LedgerEntry | None, row: OutboxRow,
+                   sc_id: int | None) -> dict[str, Any] | None:
+    """The ledger row after `row` settled, or None when a newer version is already there."""
+    if entry is not None and entry.version > row.version:
+        return None  # a newer version was confirmed first: never go backwards
+    if row.kind == "delete":
+        state, payload = "deleted", None
+    elif row.kind == "patch":
+        state, payload = "confirmed", _patched(entry, row.payload)
+    else:
+        state, payload = "confirmed", row.payload
+    return dict(integration_id=row.key[0], order_id=row.key[1], state=state,
+                version=row.version, updated_at=time.time(),
+                payload=dumps(payload) if payload is not None else "",
+                payload_hash=payload_hash(payload) if payload is not None else "",
+                sendcloud_id=sc_id if sc_id is not None else
+                (entry.sendcloud_id if entry else None))

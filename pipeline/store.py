@@ -123,6 +123,10 @@ class Store:
             conn.execute(update(chunks).where(chunks.c.id == chunk_id)
                          .values(stage=stage, body=dumps(list(items))))
 
+    def staged_count(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(chunks)).scalar_one())
+
     def staged_chunks(self) -> list[tuple[str, int]]:
         """(chunk id, record count) of every chunk not yet batched."""
         with self.engine.connect() as conn:

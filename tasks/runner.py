@@ -23,6 +23,7 @@ from tasks.producer import chunked, resume_staged, start_chunk
 
 POLL = 0.25  # seconds between looks at the store while waiting
 WATCHDOG = 5.0  # seconds between flush re-schedules while waiting (a lost flush costs no more)
+AHEAD = 16  # chunks of 100 records in ingestion at once during `sync`
 
 Progress = Callable[[int, int], None]  # (settled, total)
 
@@ -84,10 +85,16 @@ def _host(url: str | None) -> str:
     return (url or "").rsplit("@", 1)[-1]
 
 
-def hand_over(svc: Services, records: Iterator[Any]) -> str:
+def hand_over(svc: Services, records: Iterator[Any], *, ahead: int | None = None) -> str:
+    """Stage and start every chunk. With `ahead`, wait while that many chunks are still being
+    ingested: the pipeline then works through the file front to back (first orders are sent
+    while later ones are read) and a million-record file never piles up in the broker."""
     store = svc.store
     sid = store.open_submission()
-    for chunk in chunked(records, 100):
+    for n, chunk in enumerate(chunked(records, 100)):
+        if ahead is not None and n >= ahead:
+            while store.staged_count() >= ahead:
+                time.sleep(POLL / 5)
         start_chunk(store.stage_chunk(sid, chunk), len(chunk))
     store.close_submission(sid)
     return sid
@@ -108,7 +115,7 @@ def sync(cfg: Settings, sources: Sequence[Source], *, concurrency: int = 4,
     with worker_for(cfg, concurrency):
         if cfg.embedded:
             resume_staged(svc.store)  # chunks a killed earlier run left behind
-        sid = hand_over(svc, records_of(sources))
+        sid = hand_over(svc, records_of(sources), ahead=AHEAD)
         wait(svc, sid, total, timeout=timeout, progress=progress)
     after = svc.store.counters()
     return svc.store.summary(sid, {k: after.get(k, 0) - before.get(k, 0) for k in after})

@@ -91,3 +91,16 @@ def test_many_concurrent_clients_on_overlapping_orders(api: Api) -> None:
     assert len({o["id"] for o in stored}) == 30
     listed = api.get("/orders?page_size=200").json()["data"]
     assert len(listed) == 30
+
+
+def test_db_in_process_keeps_pending_versions(tmp_path: Path) -> None:
+    db = str(tmp_path / "state.sqlite")
+    with emulator_in_thread("--no-rate-limit", "--db", db, "--visibility-delay", "30") as url:
+        api = Api(url)
+        [pk] = api.create(make_order("A-1"))
+        api.create(make_order("A-1", order_number="V2"))
+    with emulator_in_thread("--no-rate-limit", "--db", db, "--visibility-delay", "30") as url:
+        api = Api(url)
+        assert api.get(f"/orders/{pk}").status_code == 404  # still being "saved"
+        assert api.stored()[0]["order"]["order_number"] == "V2"
+        assert api.stored()[0]["visible"] is False

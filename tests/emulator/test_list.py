@@ -241,3 +241,24 @@ def test_date_filters_are_inclusive_days(api: Api) -> None:
             response = api.get(f"/orders?{name}={bad}")
             assert response.status_code == 400
             assert response.json()["errors"][0]["source"] == {"parameter": name}
+
+
+def test_cursors_past_either_end_point_back_at_the_data(api: Api) -> None:
+    ids = seed(api, 3)
+    past_end = base64.b64encode(f"p={min(ids)}".encode()).decode()  # -pk: nothing after it
+    response = api.get("/orders", params={"cursor": past_end})
+    assert response.json()["data"] == []
+    back = follow(api, links(response)["prev"])
+    assert [int(o["id"]) for o in back.json()["data"]] == sorted(ids, reverse=True)
+    before_start = base64.b64encode(f"r=1&p={max(ids)}".encode()).decode()
+    response = api.get("/orders", params={"cursor": before_start, "sort": "-pk"})
+    assert response.json()["data"] == []
+    first = follow(api, links(response)["next"])
+    assert "cursor" not in links(response)["next"]
+    assert [int(o["id"]) for o in first.json()["data"]] == sorted(ids, reverse=True)
+    # The same on a composite sort (full-scan path).
+    past_end = base64.b64encode(b'p=["zzz",1]').decode()
+    response = api.get("/orders", params={"cursor": past_end, "sort": "order_number"})
+    assert response.json()["data"] == []
+    back = follow(api, links(response)["prev"])
+    assert [o["order_id"] for o in back.json()["data"]] == ["O-000", "O-001", "O-002"]
