@@ -137,7 +137,8 @@ def _wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes], timeout:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited early:\n{log.read_text(errors='replace')[-3000:]}")
         time.sleep(0.1)
-    raise RuntimeError(f"worker not ready in {timeout}s:\n{log.read_text(errors='replace')[-3000:]}")
+    raise RuntimeError(f"worker not ready in {timeout}s:\n"
+                       f"{log.read_text(errors='replace')[-3000:]}")
 
 
 # -- the emulator's counters ---------------------------------------------------------------------

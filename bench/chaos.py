@@ -592,6 +592,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "emulator": {"orders_held": len(held), "requests": stats["requests"],
                      "faults": stats["faults"], "over_limit_429": _over_limit(stats)},
         "store": {"counters": dict(counters), "dead_letters": len(letters),
+                  "dead_letter_reasons": dict(Counter(_reason(d) for d in letters)),
                   "outbox_left": status["outbox"], "outbox_rows": left,
                   "staged_chunks": status["staged_chunks"]},
         "chaos": {"workers": cfg.workers, "sigkills": len(killer.kills),
@@ -601,6 +602,11 @@ def run(cfg: Config) -> dict[str, Any]:
         "config": asdict(cfg),
         "logs": None if ok and not cfg.keep else str(rundir),
     }
+
+
+def _reason(letter: Mapping[str, Any]) -> str:
+    """A dead letter's reason without the details that differ per order."""
+    return str(letter.get("reason", "")).split(":")[0][:60]
 
 
 def _settled_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
@@ -690,8 +696,8 @@ def print_report(report: Mapping[str, Any]) -> None:
     print("  emulator requests: " + "; ".join(
         f"{m} " + ", ".join(f"{s}×{n}" for s, n in sorted(by.items()))
         for m, by in sorted(emu["requests"].items())))
-    print(f"  store counters: {st['counters']}; dead letters {st['dead_letters']}; "
-          f"outbox left {st['outbox_left']}")
+    print(f"  store counters: {st['counters']}; dead letters {st['dead_letters']} "
+          f"{st['dead_letter_reasons']}; outbox left {st['outbox_left']}")
     for row in st["outbox_rows"][:5]:
         print(f"      left: {row}")
     print("invariants (all must be 0):")

@@ -31,7 +31,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -80,6 +82,7 @@ class Sizes:
     embedded_concurrency: int
     trickle_rate: float
     trickle_seconds: float
+    producers: int  # threads calling submit() in (d)
     budget_orders: int  # created, then deleted: one write per delete
     budget_window: float  # rolling window measured against the ceiling (s)
     settle_timeout: float
@@ -89,11 +92,11 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
     if args.quick:
         return Sizes(orders=args.orders or 300, warmup=100, workers=args.workers,
                      concurrency=args.concurrency, embedded_concurrency=args.concurrency,
-                     trickle_rate=args.trickle_rate, trickle_seconds=3.0,
+                     trickle_rate=args.trickle_rate, trickle_seconds=3.0, producers=args.producers,
                      budget_orders=150, budget_window=8.0, settle_timeout=60.0)
     return Sizes(orders=args.orders or 3000, warmup=200, workers=args.workers,
                  concurrency=args.concurrency, embedded_concurrency=args.concurrency,
-                 trickle_rate=args.trickle_rate, trickle_seconds=10.0,
+                 trickle_rate=args.trickle_rate, trickle_seconds=10.0, producers=args.producers,
                  budget_orders=1000, budget_window=60.0, settle_timeout=300.0)
 
 
@@ -143,13 +146,9 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
         before = emulator_stats(api_url)
         rate = phase.get("rate")
         start = time.time()
-        if rate:  # trickle: one record per call, paced at `rate` calls a second
-            sids = []
-            for i, item in enumerate(items):
-                pause = start + i / rate - time.time()
-                if pause > 0:
-                    time.sleep(pause)
-                sids.append(submit([item]))
+        latencies: list[float] = []
+        if rate:  # trickle: one record per call, call i due at start + i / rate
+            sids, latencies = trickle(submit, items, start, rate, int(phase["producers"]))
         else:
             sids = [submit(items)]
         submitted = time.time()
@@ -172,8 +171,55 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
             "submitted": submitted, "end": end, "outcomes": totals,
             "GET": delta(before, after, "GET"), "POST": delta(before, after, "POST"),
             "POST_ok": delta(before, after, "POST", ok_only=True),
-            "DELETE": delta(before, after, "DELETE")})
+            "DELETE": delta(before, after, "DELETE"),
+            "submit_ms": percentiles([x * 1000 for x in latencies])})
     return out
+
+
+def trickle(submit: Any, items: Sequence[dict[str, Any]], start: float, rate: float,
+            producers: int) -> tuple[list[str], list[float]]:
+    """`producers` threads (a web shop's request handlers) share one schedule: call i is due
+    at start + i / rate, each call hands over one record. Returns submission ids in call order
+    and each call's latency."""
+    sids: list[str] = [""] * len(items)
+    latencies: list[float] = [0.0] * len(items)
+    counter = iter(range(len(items)))
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def producer() -> None:
+        while not failures:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            pause = start + i / rate - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            t0 = time.perf_counter()
+            try:
+                sids[i] = submit([items[i]])
+            except BaseException as exc:
+                failures.append(exc)
+                return
+            latencies[i] = time.perf_counter() - t0
+
+    threads = [threading.Thread(target=producer) for _ in range(producers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return sids, latencies
+
+
+def percentiles(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "max": ordered[-1]}
 
 
 def wait_settled(store: Any, sids: Sequence[str], timeout: float) -> None:
@@ -205,6 +251,16 @@ def run_driver(env: dict[str, str], spec: dict[str, Any], tmp: Path) -> dict[str
         raise RuntimeError(f"driver failed (exit {proc.returncode}):\n{err[-4000:]}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+def post_sizes(api_url: str, seed: int) -> list[int]:
+    """Orders per POST, for the orders of one sample seed: the emulator stamps every order of
+    one POST with the same creation time."""
+    got = requests.get(api_url.split("/api/v3")[0] + "/_emulator/orders", timeout=60)
+    got.raise_for_status()
+    prefix = f"S{seed}-"
+    sizes = Counter(o["created_at"] for o in got.json() if str(o["order_id"]).startswith(prefix))
+    return [sizes[at] for at in sorted(sizes)]
 
 
 def run_cli_sync(env: dict[str, str], path: Path, timeout: float,
@@ -296,15 +352,17 @@ def throughput(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
                                   "POST_ok": delta(before, after, "POST", ok_only=True)}
         log(f"  distributed `ordersync sync` wall: {wall:.2f} s → {n / wall:.0f} orders/s")
 
-        trickle = run_driver(env, {"timeout": timeout, "phases": [
+        drip = run_driver(env, {"timeout": timeout, "phases": [
             {"name": "trickle", "records": str(files["trickle"]),
-             "rate": sizes.trickle_rate}]}, tmp)["phases"][0]
-        calls_s = trickle["calls"] / (trickle["submitted"] - trickle["start"])
-        out["trickle"] = {**trickle, "calls_per_s": calls_s,
-                          "orders_per_post": trickle["outcomes"]["confirmed"]
-                          / max(1, trickle["POST_ok"])}
-        log(f"  trickle: {trickle['calls']} calls at {calls_s:.0f} calls/s → "
-            f"{trickle['outcomes']['confirmed']} confirmed in {trickle['POST_ok']} POSTs")
+             "rate": sizes.trickle_rate, "producers": sizes.producers}]}, tmp)["phases"][0]
+        calls_s = drip["calls"] / (drip["submitted"] - drip["start"])
+        out["trickle"] = {**drip, "calls_per_s": calls_s, "post_sizes": post_sizes(
+            url, SEEDS["trickle"]), "orders_per_post": drip["outcomes"]["confirmed"]
+            / max(1, drip["POST_ok"])}
+        log(f"  trickle: {drip['calls']} submit() calls at {calls_s:.0f} calls/s "
+            f"(latency p50 {drip['submit_ms'].get('p50', 0):.0f} ms, p99 "
+            f"{drip['submit_ms'].get('p99', 0):.0f} ms) → {drip['outcomes']['confirmed']} "
+            f"confirmed in {drip['POST_ok']} POSTs; sizes {out['trickle']['post_sizes']}")
 
     with running_emulator(*flags) as url:
         home = tmp / "embedded-home"
@@ -422,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="threads per worker (default 8)")
     parser.add_argument("--trickle-rate", type=float, default=100.0,
                         help="submit() calls per second in (d) (default 100)")
+    parser.add_argument("--producers", type=int, default=4,
+                        help="threads calling submit() in (d) (default 4)")
     parser.add_argument("--logs", type=Path, help="keep worker logs and inputs in this folder "
                         "(default: a temporary folder, removed)")
     parser.add_argument("--only", choices=("a", "b"), help=argparse.SUPPRESS)

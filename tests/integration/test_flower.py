@@ -261,6 +261,7 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # room for installing chromium on a fresh CI machine
 def test_flower_tasks_page_screenshot(tmp_path: Path, database: str) -> None:
     binary = chromium()
     # Few enough tasks that the first page of the table (15 rows) shows every step.
