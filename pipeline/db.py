@@ -43,7 +43,12 @@ def make_engine(url: str) -> Engine:
 def _sqlite_engine(url: str) -> Engine:
     path = url.split("///", 1)[-1]
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(path).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"{folder}: cannot create the state folder ({exc.strerror}): set "
+                              "ORDERSYNC_HOME to a writable folder") from None
     # NullPool: a connection per transaction, so no connection is shared between threads.
     engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60})
 

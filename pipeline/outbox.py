@@ -53,6 +53,7 @@ class Decision:
     refs: tuple[Ref, ...] = ()  # refs the new pending row carries
     displaced: tuple[Ref, ...] = ()  # refs of a replaced pending row: now superseded
     reason: str = ""
+    version: datetime | None = None  # of the new pending row, when not the operation's own
 
 
 def decide(op: Operation, submission: str, *, ledger: Known | None, pending: Known | None,
@@ -68,6 +69,9 @@ def decide(op: Operation, submission: str, *, ledger: Known | None, pending: Kno
     """
     ref: Ref = (submission, SUCCESS_OUTCOME[op.kind])
     newest = _newest(ledger, pending, in_flight)
+    if op.kind == "upsert" and newest is pending and pending is not None \
+            and pending.kind == "patch" and pending.version >= op.version:
+        return _under_patch(op, ref, pending)
     if newest is not None and newest.version > op.version:
         return Decision(Verdict.SUPERSEDED)
     if op.kind == "upsert":
@@ -100,6 +104,18 @@ def _decide_patch(op: Operation, ref: Ref, newest: Known | None,
     except RecordRejected as exc:
         return Decision(Verdict.DEAD, reason=exc.reason)
     return _pending("patch", op.payload, (ref,), pending)
+
+
+def _under_patch(op: Operation, ref: Ref, pending: Known) -> Decision:
+    """An older full order arrives after a newer patch that could not be applied yet (its order
+    was unknown): the order is the base, the patch goes on top. A patch changes some fields; it
+    does not make the rest of an older order stale."""
+    try:
+        patched = apply_patch(op.payload, pending.payload)
+    except RecordRejected as exc:
+        return Decision(Verdict.DEAD, reason=exc.reason)
+    return Decision(Verdict.PENDING, "upsert", patched, (*pending.refs, ref),
+                    version=pending.version)
 
 
 def _pending(kind: str, payload: Mapping[str, Any], refs: tuple[Ref, ...],

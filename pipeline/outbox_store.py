@@ -399,10 +399,11 @@ class _EnqueuePlan:
         for displaced_sid, _ in decision.displaced:
             outcomes[(displaced_sid, "superseded")] += 1
         digest = payload_hash(decision.payload)
-        self.pending[op.key] = (row_id, Known(decision.kind, op.version, decision.payload,
+        version = decision.version or op.version
+        self.pending[op.key] = (row_id, Known(decision.kind, version, decision.payload,
                                               digest, decision.refs))
         self.changed[op.key] = dict(
-            kind=decision.kind, version=version_text(op.version),
+            kind=decision.kind, version=version_text(version),
             payload=dumps(decision.payload), payload_hash=digest,
             refs=dumps([list(r) for r in decision.refs]))
         return "queued"

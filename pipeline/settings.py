@@ -86,16 +86,8 @@ class Settings:
             value = env.get(name, "").strip()
             return value or None
 
-        linger_text = get("ORDERSYNC_LINGER") or "1.0"
-        burst_text = get("ORDERSYNC_WRITE_BURST") or "15"
-        try:
-            linger = float(linger_text)
-            burst = int(burst_text)
-        except ValueError as exc:
-            raise ConfigError(
-                f"ORDERSYNC_LINGER/ORDERSYNC_WRITE_BURST must be numbers: {exc}") from None
-        if linger < 0 or burst < 1:
-            raise ConfigError("ORDERSYNC_LINGER must be ≥ 0 and ORDERSYNC_WRITE_BURST ≥ 1")
+        linger = _number(get("ORDERSYNC_LINGER") or "1.0", "ORDERSYNC_LINGER", float, 0)
+        burst = int(_number(get("ORDERSYNC_WRITE_BURST") or "15", "ORDERSYNC_WRITE_BURST", int, 1))
         return cls(
             api_url=(get("SENDCLOUD_API_URL") or DEFAULT_API_URL).rstrip("/"),
             public_key=get("SENDCLOUD_PUBLIC_KEY"),
@@ -109,6 +101,16 @@ class Settings:
             read_rate=parse_rate(get("ORDERSYNC_READ_RATE") or "1000/m"),
             linger=linger,
         )
+
+
+def _number(text: str, name: str, kind: type[float] | type[int], minimum: float) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum:g}, got {text}")
+    return float(value)
 
 
 def _redact(url: str | None) -> str | None:

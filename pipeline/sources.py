@@ -33,6 +33,8 @@ def spool_stdin() -> Path:
 def check_source(path: Path, shown: str | None = None) -> int:
     """Count the records of a file, or raise SourceError naming the first problem."""
     name = shown or str(path)
+    if path.is_dir():
+        raise SourceError(f"{name} is a folder: name the record files in it")
     if not path.is_file():
         raise SourceError(f"{name}: no such file")
     if path.suffix.lower() == ".json":

@@ -118,7 +118,9 @@ def _replay(args: argparse.Namespace, cfg: Settings, store: Store) -> int:
 def _letter(d: Any) -> dict[str, Any]:
     return {"id": d.id, "submission": d.submission_id, "integration_id": d.integration_id,
             "order_id": d.order_id, "reason": d.reason, "errors": d.errors,
-            "attempts": d.attempts, "first_seen": d.first_seen, "last_seen": d.last_seen,
+            "attempts": d.attempts, "first_seen": report.iso(d.first_seen),
+            "last_seen": report.iso(d.last_seen),
+            "replayed_at": report.iso(d.replayed_at) if d.replayed_at is not None else None,
             "record": d.record}
 
 
@@ -166,8 +168,13 @@ def demo(args: argparse.Namespace, cfg: Settings) -> int:
                       patch_rate=0.05, delete_rate=0.05, loose_rate=0.2)
     records = home / "demo-orders.jsonl"
     with records.open("w", encoding="utf-8") as handle:
-        write_jsonl(generate(spec), handle)
+        written = write_jsonl(generate(spec), handle)
     with running_emulator() as url:
+        if not args.json:
+            print(f"Started a local Sendcloud emulator at {url} (nothing goes to the real "
+                  f"Sendcloud).\nGenerated {args.count} sample orders as {written} records "
+                  f"(updates, late old versions, patches, cancellations, a few invalid) → "
+                  f"{records}\nSyncing them through the embedded pipeline…\n", flush=True)
         demo_cfg = replace(cfg, api_url=url, public_key="demo-public", secret_key="demo-secret",
                            broker_url=None, database_url=f"sqlite:///{db.resolve()}")
         with report.progress_bar(enabled=not args.json) as progress:
@@ -177,8 +184,23 @@ def demo(args: argparse.Namespace, cfg: Settings) -> int:
     if args.json:
         emit_json({**summary, "emulator_orders": held})
     else:
-        report.print_demo(summary, records=records, db=db, emulator_orders=held)
+        report.print_demo(summary, records=records, db=db, emulator_url=url,
+                          emulator_orders=held, command=_own_command())
     return EXIT_OK
+
+
+def _own_command() -> str:
+    """How the user can run ordersync again: bare when it is on PATH, else by its path."""
+    import shutil
+
+    here = Path(sys.argv[0]).resolve()
+    on_path = shutil.which("ordersync")
+    if on_path and Path(on_path).resolve() == here:
+        return "ordersync"
+    try:
+        return str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)
 
 
 def _emulator_count(api_url: str) -> int | None:

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery.worker import WorkController
-from celery.worker import state as worker_state
 
 from tasks.app import app
 
@@ -43,6 +42,6 @@ def embedded_worker(concurrency: int = 4, loglevel: str = "WARNING") -> Iterator
     try:
         yield
     finally:
-        worker_state.should_terminate = 0
+        # A warm stop: tasks in progress finish (their state is written before the ack).
+        worker.stop(in_sighandler=False)
         thread.join(SHUTDOWN_TIMEOUT)
-        worker_state.should_terminate = None

@@ -10,7 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import ApiError, AuthError, ConfigError, TransportError
+from pipeline.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
 from pipeline.sender import Services
 from pipeline.settings import Settings
 from pipeline.sources import check_source, read_records
@@ -59,6 +66,10 @@ def preflight(cfg: Settings, *, check_api: bool = True) -> Services:
 
 
 def _check_broker(cfg: Settings) -> None:
+    scheme = (cfg.broker_url or "").split("://", 1)[0]
+    if scheme not in ("amqp", "amqps", "pyamqp", "redis", "rediss"):
+        raise ConfigError(f"ORDERSYNC_BROKER_URL: unknown transport {scheme!r}; use amqp://… "
+                          "(RabbitMQ) or redis://…, or unset it for embedded mode")
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=5)
@@ -67,9 +78,28 @@ def _check_broker(cfg: Settings) -> None:
                           f"({type(exc).__name__}): start it or fix ORDERSYNC_BROKER_URL") from None
 
 
+PREFLIGHT_TRIES = 4
+
+
 def _check_api(svc: Services, cfg: Settings) -> None:
+    """One GET proves the URL and the credentials. A 429 or 5xx says nothing about either:
+    wait as the API asks (or back off) and ask again a few times."""
+    for attempt in range(PREFLIGHT_TRIES):
+        try:
+            return _ask_api(svc, cfg)
+        except (RateLimited, ServerError) as exc:
+            if attempt + 1 == PREFLIGHT_TRIES:
+                raise ConfigError(f"Sendcloud answered {exc.status} {PREFLIGHT_TRIES} times in a "
+                                  "row; it may be busy or down: try again later") from None
+            wait = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after else 0
+            time.sleep(min(10.0, max(wait, 2.0 ** attempt)))
+
+
+def _ask_api(svc: Services, cfg: Settings) -> None:
     try:
         next(iter(svc.client.iter_orders(page_size=1)), None)
+    except (RateLimited, ServerError):
+        raise
     except AuthError as exc:
         raise ConfigError(f"Sendcloud refused the credentials ({exc.status}): check "
                           "SENDCLOUD_PUBLIC_KEY and SENDCLOUD_SECRET_KEY") from None
@@ -82,7 +112,8 @@ def _check_api(svc: Services, cfg: Settings) -> None:
 
 
 def _host(url: str | None) -> str:
-    return (url or "").rsplit("@", 1)[-1]
+    """host:port of a broker URL, without credentials or vhost."""
+    return (url or "").rsplit("@", 1)[-1].split("://", 1)[-1].split("/", 1)[0]
 
 
 def hand_over(svc: Services, records: Iterator[Any], *, ahead: int | None = None) -> str:

@@ -67,6 +67,9 @@ CASES = [
     ("patch without a known payload stays a patch",
      op("patch", 11, {"shipping_address": {"city": "Ede"}}), None, None, None,
      Verdict.PENDING, "patch"),
+    ("older order under a pending patch becomes its base",
+     op("upsert", 9), None, known("patch", 11, {"shipping_address": {"city": "Ede"}},
+                                  refs=(("s1", "patched"),)), None, Verdict.PENDING, "upsert"),
     ("patch of a deleted order", op("patch", 11, {"shipping_address": {"city": "Ede"}}),
      known("delete", 10), None, None, Verdict.DEAD, ""),
     ("patch naming an unknown item",
@@ -112,3 +115,13 @@ def test_replacing_a_pending_row_supersedes_its_records() -> None:
 def test_merge_changes(first: dict[str, Any], second: dict[str, Any],
                        merged: dict[str, Any]) -> None:
     assert merge_changes(first, second) == merged
+
+
+def test_an_older_order_under_a_pending_patch_keeps_both_records() -> None:
+    pending = known("patch", 11, {"shipping_address": {"city": "Ede"}}, refs=(("s1", "patched"),))
+    decision = decide(op("upsert", 9), "s2", ledger=None, pending=pending, in_flight=None)
+    assert decision.payload["shipping_address"] == {"city": "Ede"}
+    assert decision.payload["order_details"]["order_items"] == [{"name": "Candle",
+                                                                 "quantity": 1}]
+    assert decision.refs == (("s1", "patched"), ("s2", "upserted"))
+    assert decision.version == at(11)
