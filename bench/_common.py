@@ -36,6 +36,30 @@ def machine() -> dict[str, Any]:
             "load_1_5_15": [round(x, 2) for x in load]}
 
 
+def git_revision() -> str:
+    """The commit measured, with `+dirty` when the work tree differs from it."""
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                              check=False)
+        return done.stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def cpu_seconds(pids: Iterator[int] | list[int]) -> float:
+    """User + system CPU seconds of these (live) processes so far, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 # -- services ------------------------------------------------------------------------------------
 
 @contextmanager
@@ -127,6 +151,13 @@ def celery_workers(env: Mapping[str, str], logdir: Path, count: int, concurrency
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
             stop_process_group(proc)
+
+
+def broker_outages(logdir: Path) -> int:
+    """How often the workers whose logs are in `logdir` lost the broker (others' chaos tests
+    stop RabbitMQ on shared machines): a run with outages is not a clean measurement."""
+    return sum(log.read_text(errors="replace").count("Connection to broker lost")
+               for log in logdir.glob("worker-*.log"))
 
 
 def _wait_for_line(log: Path, text: str, proc: subprocess.Popen[bytes], timeout: float) -> None:

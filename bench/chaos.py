@@ -278,7 +278,8 @@ def compare(oracle: Oracle, held: Sequence[Mapping[str, Any]],
             bad("incomplete_dead_letters", {"order_id": order_id, "reason": letter.get("reason")})
         if order_id not in oracle.invalid:
             bad("valid_dead_lettered", {"key": [letter.get("integration_id"), order_id],
-                                        "reason": letter.get("reason")})
+                                        "reason": letter.get("reason"),
+                                        "errors": (letter.get("errors") or [])[:2]})
     for order_id in oracle.invalid:
         if not lettered.get(order_id):
             bad("invalid_not_dead_lettered", order_id)
@@ -422,7 +423,7 @@ class Workers:
         victim.wait(timeout=30)
         return victim.pid
 
-    def stop_all(self) -> None:
+    def stop_all(self, grace: float = 30.0) -> None:
         with self.lock:
             procs = list(self.all)
             self.live.clear()
@@ -431,7 +432,7 @@ class Workers:
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in procs:
             try:
-                proc.wait(timeout=30)
+                proc.wait(timeout=grace)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
@@ -532,7 +533,7 @@ def run(cfg: Config) -> dict[str, Any]:
         store = Store(database)
         stack.callback(store.close)
         workers = Workers(env, rundir, cfg.concurrency)
-        stack.callback(workers.stop_all)
+        stack.callback(workers.stop_all, grace=5.0)  # on the way out after a failure: be quick
         stack.callback(broker.ensure_running)  # runs before stop_all: LIFO
 
         workers.start(cfg.workers)
@@ -765,6 +766,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RuntimeError, RecordRejected, requests.RequestException) as exc:
         log(f"the run could not be completed: {exc}")
         return 2
+    except KeyboardInterrupt:
+        log("interrupted: workers stopped, RabbitMQ running, vhost and database removed")
+        return 130
     if as_json:
         json.dump(report, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")

@@ -27,7 +27,9 @@ import argparse
 import json
 import math
 import os
+import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,13 +48,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
     BIN,
+    BROKER_HOST,
     REPO,
     Figure,
     base_env,
+    broker_outages,
     celery_workers,
+    cpu_seconds,
     delta,
     dump_json,
     emulator_stats,
+    git_revision,
     machine,
     pg_database,
     rabbit_vhost,
@@ -223,16 +229,27 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 
 def wait_settled(store: Any, sids: Sequence[str], timeout: float) -> None:
-    """Poll until every submission is settled; `sids` in order, each checked until it is."""
+    """Poll until every submission is settled; `sids` in order, each checked until it is.
+    Like `ordersync sync` while it waits, make sure a flush is scheduled every WATCHDOG
+    seconds (a flush lost to a broker outage would otherwise stall partial batches)."""
+    from tasks.flow import schedule_flush
+    from tasks.runner import WATCHDOG
+
     deadline = time.monotonic() + timeout
+    watched = time.monotonic()
     next_unsettled = 0
     while next_unsettled < len(sids):
         if store.is_settled(sids[next_unsettled]):
             next_unsettled += 1
             continue
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise TimeoutError(f"{len(sids) - next_unsettled} of {len(sids)} submissions not "
                                f"settled after {timeout:g}s")
+        if now - watched > WATCHDOG:
+            with suppress(Exception):  # the broker may be away for a moment; next round
+                schedule_flush()
+            watched = now
         time.sleep(0.05)
 
 
@@ -283,6 +300,11 @@ def run_cli_sync(env: dict[str, str], path: Path, timeout: float,
 
 # -- the naive baseline --------------------------------------------------------------------------
 
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def naive_loop(api_url: str, items: Sequence[dict[str, Any]]) -> float:
     """POST batches of 100 one after another on one session; wall seconds."""
     items = [order_of(item) for item in items]
@@ -301,15 +323,16 @@ def naive_loop(api_url: str, items: Sequence[dict[str, Any]]) -> float:
 
 @contextmanager
 def distributed(api_url: str, tmp: Path, sizes: Sizes, name: str,
-                **extra: str) -> Iterator[dict[str, str]]:
-    """A vhost, a database and `sizes.workers` worker processes; yields their environment."""
+                **extra: str) -> Iterator[tuple[dict[str, str], list[int]]]:
+    """A vhost, a database and `sizes.workers` worker processes; yields their environment
+    and process ids."""
     with rabbit_vhost() as broker, pg_database() as database:
         logdir = tmp / name
         logdir.mkdir()
         env = base_env(api_url, logdir / "home", ORDERSYNC_BROKER_URL=broker,
                        ORDERSYNC_DATABASE_URL=database, **extra)
-        with celery_workers(env, logdir, sizes.workers, sizes.concurrency):
-            yield env
+        with celery_workers(env, logdir, sizes.workers, sizes.concurrency) as procs:
+            yield env, [proc.pid for proc in procs]
 
 
 def throughput(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
@@ -330,18 +353,22 @@ def throughput(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
                                 ("embedded", n),
                                 ("trickle", round(sizes.trickle_rate * sizes.trickle_seconds)))}
     with running_emulator(*flags) as url, \
-            distributed(url, tmp, sizes, "throughput", **UNTHROTTLED) as env:
+            distributed(url, tmp, sizes, "throughput", **UNTHROTTLED) as (env, pids):
         timeout = sizes.settle_timeout
-        result = run_driver(env, {"timeout": timeout, "phases": [
-            {"name": "warmup", "records": str(files["warmup"])},
-            {"name": "dist", "records": str(files["dist"])}]}, tmp)
-        dist = result["phases"][1]
+        run_driver(env, {"timeout": timeout, "phases": [
+            {"name": "warmup", "records": str(files["warmup"])}]}, tmp)
+        cpu0 = cpu_seconds(pids)
+        dist = run_driver(env, {"timeout": timeout, "phases": [
+            {"name": "dist", "records": str(files["dist"])}]}, tmp)["phases"][0]
+        cpu = cpu_seconds(pids) - cpu0
         seconds = dist["end"] - dist["start"]
         out["distributed"] = {**dist, "seconds": seconds, "orders_per_s": n / seconds,
-                              "submit_seconds": dist["submitted"] - dist["start"]}
+                              "submit_seconds": dist["submitted"] - dist["start"],
+                              "worker_cpu_s": cpu, "worker_cpu_ms_per_order": 1000 * cpu / n}
         log(f"  distributed submit()→confirmed: {n} orders in {seconds:.2f} s → "
             f"{n / seconds:.0f} orders/s (submit() itself {dist['submitted'] - dist['start']:.2f}"
-            f" s; {dist['POST_ok']} POSTs, {dist['GET']} GETs)")
+            f" s; {dist['POST_ok']} POSTs, {dist['GET']} GETs; workers used {cpu:.1f} CPU-s = "
+            f"{1000 * cpu / n:.2f} ms per order)")
 
         before = emulator_stats(url)
         wall, summary = run_cli_sync(env, files["dist_cli"], timeout)
@@ -352,29 +379,37 @@ def throughput(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
                                   "POST_ok": delta(before, after, "POST", ok_only=True)}
         log(f"  distributed `ordersync sync` wall: {wall:.2f} s → {n / wall:.0f} orders/s")
 
+        cpu0 = cpu_seconds(pids)
         drip = run_driver(env, {"timeout": timeout, "phases": [
             {"name": "trickle", "records": str(files["trickle"]),
              "rate": sizes.trickle_rate, "producers": sizes.producers}]}, tmp)["phases"][0]
+        cpu = cpu_seconds(pids) - cpu0
         calls_s = drip["calls"] / (drip["submitted"] - drip["start"])
-        out["trickle"] = {**drip, "calls_per_s": calls_s, "post_sizes": post_sizes(
+        out["trickle"] = {**drip, "calls_per_s": calls_s, "worker_cpu_ms_per_call":
+                          1000 * cpu / max(1, drip["calls"]), "post_sizes": post_sizes(
             url, SEEDS["trickle"]), "orders_per_post": drip["outcomes"]["confirmed"]
             / max(1, drip["POST_ok"])}
         log(f"  trickle: {drip['calls']} submit() calls at {calls_s:.0f} calls/s "
             f"(latency p50 {drip['submit_ms'].get('p50', 0):.0f} ms, p99 "
             f"{drip['submit_ms'].get('p99', 0):.0f} ms) → {drip['outcomes']['confirmed']} "
-            f"confirmed in {drip['POST_ok']} POSTs; sizes {out['trickle']['post_sizes']}")
+            f"confirmed in {drip['POST_ok']} POSTs; sizes {out['trickle']['post_sizes']}; "
+            f"workers used {1000 * cpu / max(1, drip['calls']):.1f} CPU-ms per call")
+    out["broker_outages"] = broker_outages(tmp / "throughput")
 
     with running_emulator(*flags) as url:
         home = tmp / "embedded-home"
         env = base_env(url, home, **UNTHROTTLED)
         before = emulator_stats(url)
+        cpu0 = children_cpu()
         wall, summary = run_cli_sync(env, files["embedded"], sizes.settle_timeout,
                                      "--concurrency", str(sizes.embedded_concurrency))
+        cpu = children_cpu() - cpu0  # the `ordersync` process: the only child reaped here
         after = emulator_stats(url)
-    out["embedded_cli"] = {"seconds": wall, "orders_per_s": n / wall,
+    out["embedded_cli"] = {"seconds": wall, "orders_per_s": n / wall, "cpu_s": cpu,
                            "confirmed": summary["confirmed"], "GET": delta(before, after, "GET"),
                            "POST_ok": delta(before, after, "POST", ok_only=True)}
-    log(f"  embedded `ordersync sync` wall: {wall:.2f} s → {n / wall:.0f} orders/s")
+    log(f"  embedded `ordersync sync` wall: {wall:.2f} s → {n / wall:.0f} orders/s "
+        f"(the command used {cpu:.1f} CPU-s = {1000 * cpu / n:.2f} ms per order)")
     return out
 
 
@@ -385,11 +420,12 @@ def write_budget(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
     deleted = write_records(tmp / "budget-delete.jsonl", deletes_of(orders))
     limits = {"ORDERSYNC_WRITE_RATE": WRITE_RATE, "ORDERSYNC_WRITE_BURST": WRITE_BURST}
     with running_emulator("--write-rate", WRITE_RATE, "--write-burst", WRITE_BURST) as url, \
-            distributed(url, tmp, sizes, "budget", **limits) as env:
+            distributed(url, tmp, sizes, "budget", **limits) as (env, _pids):
         result = run_driver(env, {"timeout": sizes.settle_timeout, "phases": [
             {"name": "create", "records": str(created)},
             {"name": "delete", "records": str(deleted)}]}, tmp)
         writes = emulator_stats(url)["writes"]
+    outages = broker_outages(tmp / "budget")
     phase = result["phases"][1]
     mine = sorted((t, method, status) for t, method, status in writes
                   if phase["start"] <= t <= phase["end"] + 1)
@@ -405,11 +441,22 @@ def write_budget(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
            "fraction_min": min(fractions) if fractions else 0.0,
            "per_1000": 1000 * rejected / max(1, len(accepted)),
            "GET": phase["GET"], "create_seconds": result["phases"][0]["end"]
-           - result["phases"][0]["start"]}
+           - result["phases"][0]["start"], "broker_outages": outages,
+           "accepted_per_5s": per_bin(accepted, 5.0)}
     log(f"  write budget: {len(accepted)} accepted writes over {span:.1f} s "
         f"({len(accepted) / span if span else 0:.2f}/s), {rejected} answered 429; "
         f"{len(fractions)} rolling {window:g} s windows in steady state")
     return out
+
+
+def per_bin(times: Sequence[float], seconds: float) -> list[int]:
+    """Counts per consecutive `seconds` from the first time (a compact timeline)."""
+    if not times:
+        return []
+    bins = [0] * (int((times[-1] - times[0]) // seconds) + 1)
+    for t in times:
+        bins[int((t - times[0]) // seconds)] += 1
+    return bins
 
 
 def rolling_fractions(times: Sequence[float], window: float, *, skip: float,
@@ -434,6 +481,41 @@ def rolling_fractions(times: Sequence[float], window: float, *, skip: float,
     return out
 
 
+def attempt(name: str, scenario: Any, sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
+    """Run a scenario; once more if it failed or the broker went away meanwhile (on a shared
+    machine others' chaos tests restart RabbitMQ). The second run's figures stand either way;
+    an outage in it is flagged in the figures' notes."""
+    for tries in (1, 2):
+        folder = tmp / f"{scenario.__name__}-{tries}"
+        folder.mkdir()
+        try:
+            result: dict[str, Any] = scenario(sizes, folder, log)
+        except Exception as exc:
+            if tries == 2:
+                raise
+            log(f"  {name} failed ({type(exc).__name__}: {str(exc)[:300]}); running it again")
+            wait_for_broker()
+            continue
+        if result["broker_outages"] and tries == 1:
+            log(f"  {name}: the broker went away during the run (someone else's test?); "
+                "running it again")
+            wait_for_broker()
+            continue
+        return result
+    raise AssertionError("unreachable")
+
+
+def wait_for_broker(timeout: float = 120.0) -> None:
+    host, port = BROKER_HOST.rsplit("@", 1)[-1].split(":")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            sock.settimeout(1)
+            if sock.connect_ex((host, int(port))) == 0:
+                return
+        time.sleep(1)
+
+
 # -- report --------------------------------------------------------------------------------------
 
 def figures(a: dict[str, Any], b: dict[str, Any], sizes: Sizes) -> dict[str, Figure]:
@@ -447,24 +529,29 @@ def figures(a: dict[str, Any], b: dict[str, Any], sizes: Sizes) -> dict[str, Fig
     }
     worst = max(gets, key=lambda k: gets[k])
     trickle = a["trickle"]
+    noisy_a = "; DISTURBED: broker lost {} times".format(a["broker_outages"]) \
+        if a["broker_outages"] else ""
+    noisy_b = "; DISTURBED: broker lost {} times".format(b["broker_outages"]) \
+        if b["broker_outages"] else ""
     return {
         "a_throughput_ratio": Figure(
             "(a) distributed / naive throughput", ratio, ">=", 2.0, "×",
             f"{dist['orders_per_s']:.0f} vs {naive['orders_per_s']:.0f} orders/s; embedded "
-            f"sync {emb['orders_per_s']:.0f} orders/s"),
+            f"sync {emb['orders_per_s']:.0f} orders/s{noisy_a}"),
         "b_write_ceiling_fraction": Figure(
             f"(b) writes per rolling {b['window_s']:g} s / ceiling", 100 * b["fraction_mean"],
-            ">=", 97.0, "%", f"min {100 * b['fraction_min']:.1f} % over {b['windows']} windows"),
+            ">=", 97.0, "%",
+            f"min {100 * b['fraction_min']:.1f} % over {b['windows']} windows{noisy_b}"),
         "b_429_per_1000_writes": Figure(
             "(b) 429s per 1,000 writes", b["per_1000"], "<=", 1.0, "",
-            f"{b['rate_limited']} of {b['writes']} writes"),
+            f"{b['rate_limited']} of {b['writes']} writes{noisy_b}"),
         "c_gets_per_batch": Figure(
             "(c) GETs per confirmed batch", gets[worst], "<=", 2.0, "",
             "worst of: " + ", ".join(f"{k} {v:.2f}" for k, v in gets.items())),
         "d_orders_per_post": Figure(
             "(d) trickle orders per POST", trickle["orders_per_post"], ">=", 90.0, "",
             f"{trickle['calls']} calls at {trickle['calls_per_s']:.0f}/s (target ≥ "
-            f"{sizes.trickle_rate:g}/s)"),
+            f"{sizes.trickle_rate:g}/s){noisy_a}"),
     }
 
 
@@ -499,9 +586,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_term)
     sizes = sizes_from(args)
-    info = machine()
+    info = {**machine(), "revision": git_revision()}
     log(f"machine: {info['cores']} cores, load {info['load_1_5_15']} (1/5/15 min), "
-        f"Python {info['python']}")
+        f"Python {info['python']}; ordersync {info['revision']}")
     log(f"sizes: {sizes}")
     log(f"(a)/(c)/(d): emulator --latency {LATENCY} --no-rate-limit; {sizes.workers} workers "
         f"--pool=threads --concurrency={sizes.concurrency}, RabbitMQ + PostgreSQL; pipeline "
@@ -515,8 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             tmp = Path(tempfile.mkdtemp(prefix="run-", dir=args.logs))
         else:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pipeline-bench-")))
-        a = throughput(sizes, tmp, log) if args.only in (None, "a") else None
-        b = write_budget(sizes, tmp, log) if args.only in (None, "b") else None
+        a = attempt("(a)/(c)/(d)", throughput, sizes, tmp, log) \
+            if args.only in (None, "a") else None
+        b = attempt("(b)", write_budget, sizes, tmp, log) if args.only in (None, "b") else None
     load_after = [round(x, 2) for x in os.getloadavg()]
     elapsed = time.monotonic() - started
     if a is None or b is None:
