@@ -75,7 +75,7 @@ PG_ADMIN = os.environ.get("ORDERSYNC_CHAOS_PG", "postgresql://postgres@127.0.0.1
 FAULTS = "conflict=0.1,server_error=0.05,timeout=0.02,lost_response=0.02,rate_limit=0.02,slow=0.1"
 
 # The counts that must all be 0 (the run fails otherwise).
-INVARIANTS = ("unsettled", "miscounted", "missing", "stale", "mismatched", "resurrected",
+INVARIANTS = ("unsettled", "miscounted", "missing", "stale", "mismatched", "undeleted",
               "duplicated", "unexpected", "valid_dead_lettered", "invalid_not_dead_lettered",
               "incomplete_dead_letters")
 
@@ -254,7 +254,7 @@ def compare(oracle: Oracle, held: Sequence[Mapping[str, Any]],
         got = stored.get(key)
         if want == DELETED:
             if got:
-                bad("resurrected", list(key))
+                bad("undeleted", list(key))
             continue
         if not got:
             bad("missing", list(key))
@@ -591,7 +591,9 @@ def run(cfg: Config) -> dict[str, Any]:
                   "invalid_orders": len(oracle.invalid), "submissions": len(rows)},
         "outcomes": {name: sum(int(r[name]) for r in rows) for name in ("records", *OUTCOMES)},
         "emulator": {"orders_held": len(held), "requests": stats["requests"],
-                     "faults": stats["faults"], "over_limit_429": _over_limit(stats)},
+                     "faults": stats["faults"], "over_limit_429": _over_limit(stats),
+                     "writes_max_1s": _max_in_window(stats, 1.0),
+                     "writes_max_60s": _max_in_window(stats, 60.0)},
         "store": {"counters": dict(counters), "dead_letters": len(letters),
                   "dead_letter_reasons": dict(Counter(_reason(d) for d in letters)),
                   "outbox_left": status["outbox"], "outbox_rows": left,
@@ -608,6 +610,17 @@ def run(cfg: Config) -> dict[str, Any]:
 def _reason(letter: Mapping[str, Any]) -> str:
     """A dead letter's reason without the details that differ per order."""
     return str(letter.get("reason", "")).split(":")[0][:60]
+
+
+def _max_in_window(stats: Mapping[str, Any], seconds: float) -> int:
+    """Most writes the emulator admitted (not answered 429) in any window of `seconds`."""
+    times = sorted(float(t) for t, _method, status in stats["writes"] if status != 429)
+    best = start = 0
+    for end, t in enumerate(times):
+        while t - times[start] >= seconds:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 def _settled_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:
@@ -693,7 +706,8 @@ def print_report(report: Mapping[str, Any]) -> None:
           f"{chaos['workers_started']} started; RabbitMQ restarts {chaos['broker_restarts']}")
     print(f"  outcomes: {out}")
     print(f"  emulator: {emu['orders_held']} orders held; faults injected {emu['faults']}; "
-          f"429 beyond the injected ones: {emu['over_limit_429']}")
+          f"429 beyond the injected ones: {emu['over_limit_429']}; most writes admitted in "
+          f"1 s: {emu['writes_max_1s']}, in 60 s: {emu['writes_max_60s']}")
     print("  emulator requests: " + "; ".join(
         f"{m} " + ", ".join(f"{s}×{n}" for s, n in sorted(by.items()))
         for m, by in sorted(emu["requests"].items())))

@@ -2,7 +2,8 @@
 worker processes on RabbitMQ + PostgreSQL, workers SIGKILLed and RabbitMQ restarted on the way.
 Every invariant count of the run must be 0 (docs/RELIABILITY.md explains each one).
 
-About two minutes on a 2-core machine. The bench restarts the shared RabbitMQ node's app once
+About two minutes on a 2-core machine when everything settles; a run that stalls gives up after
+100 s without progress (~3.5 min in all). The bench restarts the shared RabbitMQ node's app once
 (`rabbitmqctl stop_app` / `start_app`, a few seconds), so it needs `rabbitmqctl` and the right
 to use it; without it the test is skipped locally and fails under CI.
 """
