@@ -48,6 +48,12 @@ task_acks_late = True
 task_reject_on_worker_lost = True
 worker_prefetch_multiplier = 1
 
+# Ride out a broker restart when publishing (a claimed batch, a retry, the next chain step):
+# about a minute of attempts before the publish fails.
+task_publish_retry = True
+task_publish_retry_policy = {"max_retries": 40, "interval_start": 0, "interval_step": 0.5,
+                             "interval_max": 2}
+
 task_serializer = "json"
 accept_content = ["json"]
 task_ignore_result = True  # state lives in the store; results would only duplicate it

@@ -204,7 +204,16 @@ def _lookup_failed(svc: Services, error: ApiError | ConfigError, attempt: int,
 
 
 def _give_up(svc: Services, missing: Sequence[OutboxRow]) -> Step:
-    """Post each invisible order once more; one that stays invisible is dead-lettered."""
+    """Post each invisible order once more; one that stays invisible is dead-lettered. An order
+    whose newer version (or delete) has settled meanwhile is not missing: it is superseded."""
+    moot = []
+    for row in missing:
+        entry = svc.store.outbox.ledger_entry(row.key)
+        if entry is not None and entry.version > row.version:
+            moot.append(row.id)
+    if moot:
+        svc.store.outbox.supersede(moot)
+    missing = [r for r in missing if r.id not in moot]
     again = [r.id for r in missing if not r.reposted]
     gone = {r.id: [FieldError("", "Sendcloud accepted the order but never showed it")]
             for r in missing if r.reposted}

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
@@ -87,6 +88,13 @@ def lock_keys(conn: Connection, keys: list[tuple[int, str]]) -> None:
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) "
                       "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"),
                  {"keys": names})
+
+
+def insert_for(conn: Connection) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (both SQLite and PostgreSQL do)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    return sqlite.insert
 
 
 def dumps(value: Any) -> str:

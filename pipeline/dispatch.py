@@ -10,7 +10,6 @@ from pipeline.store import Store
 
 BATCH_SIZE = 100  # the API's maximum per POST
 SINGLES_PER_FLUSH = 50  # patches/deletes claimed per flush; the rest wait for the next one
-STALE_CLAIM = 900.0  # seconds: longer than any retry countdown, so only dead claims are reaped
 
 
 @dataclass
@@ -43,7 +42,7 @@ def due_batches(store: Store, linger: float, now: float | None = None) -> Dispat
     """Claim what has waited at least `linger` seconds, partial batches included."""
     now = time.time() if now is None else now
     out = Dispatch()
-    store.outbox.reap(STALE_CLAIM)
+    store.outbox.reap()
     while (batch_id := store.outbox.claim("upsert", BATCH_SIZE, older_than=now - linger)):
         out.upserts.append(batch_id)
     for kind in ("delete", "patch"):
@@ -52,5 +51,7 @@ def due_batches(store: Store, linger: float, now: float | None = None) -> Dispat
             if single is None:
                 break
             out.singles.append((kind, single))
-    out.remaining = any(n for n, _ in store.outbox.pending_counts().values())
+    # Keep flushing while anything is unsettled: in-flight rows whose message was lost are
+    # only found by the reaper, which runs here.
+    out.remaining = store.outbox.unsettled() > 0
     return out

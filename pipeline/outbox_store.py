@@ -73,6 +73,9 @@ class LedgerEntry:
     sendcloud_id: int | None
 
 
+LEASE = 120.0  # seconds a task may hold a batch between touches (limiter waits, slow POSTs)
+
+
 def version_text(value: datetime) -> str:
     """Canonical UTC text of a version: compares the same as strings and as times."""
     return value.astimezone(UTC).isoformat(timespec="microseconds")
@@ -143,9 +146,12 @@ class OutboxStore:
         """Claim up to `limit` pending rows of `kind` (oldest first) into a new batch, skipping
         orders that are already in flight. Returns the batch id, or None if nothing was ready."""
         other = aliased(outbox)
+        # A patch or delete also waits for a posted upsert to be confirmed: deleting an order
+        # whose confirmation is still pending would make that confirmation fail.
+        busy_states = ("inflight",) if kind == "upsert" else ("inflight", "posted")
         busy = exists().where(and_(other.c.integration_id == outbox.c.integration_id,
                                    other.c.order_id == outbox.c.order_id,
-                                   other.c.state == "inflight"))
+                                   other.c.state.in_(busy_states)))
         query = (select(outbox.c.id).where(outbox.c.state == "pending", outbox.c.kind == kind,
                                            ~busy)
                  .order_by(outbox.c.enqueued_at, outbox.c.id).limit(limit))
@@ -159,8 +165,13 @@ class OutboxStore:
             if not ids:
                 return None
             conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
-                state="inflight", batch_id=batch_id, claimed_at=time.time()))
+                state="inflight", batch_id=batch_id, lease_until=time.time() + LEASE))
         return batch_id
+
+    def unsettled(self) -> int:
+        """Rows not yet settled in any state: while there are some, flushes keep coming."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
 
     def pending_counts(self) -> dict[str, tuple[int, float | None]]:
         """kind → (pending rows, enqueue time of the oldest)."""
@@ -177,10 +188,16 @@ class OutboxStore:
             return [_row(r) for r in result]
 
     def begin_attempt(self, batch_id: str) -> None:
-        """Count an attempt and refresh the claim, so the reaper leaves a live batch alone."""
+        """Count an attempt and extend the lease, so the reaper leaves a live batch alone."""
         with transaction(self.engine) as conn:
             conn.execute(update(outbox).where(outbox.c.batch_id == batch_id).values(
-                attempts=outbox.c.attempts + 1, claimed_at=time.time()))
+                attempts=outbox.c.attempts + 1, lease_until=time.time() + LEASE))
+
+    def extend_lease(self, batch_id: str, seconds: float) -> None:
+        """The batch's task will come back in `seconds` (a retry countdown): keep it claimed."""
+        with transaction(self.engine) as conn:
+            conn.execute(update(outbox).where(outbox.c.batch_id == batch_id).values(
+                lease_until=time.time() + seconds + LEASE))
 
     def note_throttled(self, batch_id: str) -> None:
         """The last attempt was answered 429: count it against the rate-limit budget instead."""
@@ -196,7 +213,7 @@ class OutboxStore:
                 new_id = uuid.uuid4().hex
                 conn.execute(update(outbox).where(outbox.c.batch_id == batch_id,
                                                   outbox.c.id.in_(list(group)))
-                             .values(batch_id=new_id, claimed_at=time.time()))
+                             .values(batch_id=new_id, lease_until=time.time() + LEASE))
                 new_ids.append(new_id)
         return new_ids
 
@@ -205,7 +222,7 @@ class OutboxStore:
             for row in self._batch_rows(conn, batch_id):
                 conn.execute(update(outbox).where(outbox.c.id == row.id).values(
                     state="posted", sendcloud_id=ids.get(row.key, row.sendcloud_id),
-                    claimed_at=time.time()))
+                    lease_until=time.time() + LEASE))
 
     # -- endings ----------------------------------------------------------------------------------
 
@@ -253,6 +270,13 @@ class OutboxStore:
             conn.execute(outbox.delete().where(outbox.c.id.in_(list(errors_by_row))))
             bump_outcomes(conn, outcomes)
 
+    def supersede(self, row_ids: Sequence[int]) -> None:
+        """Rows a newer settled version made moot: their records count as superseded."""
+        with transaction(self.engine) as conn:
+            rows = self._load(conn, row_ids)
+            bump_outcomes(conn, Counter((sid, "superseded") for r in rows for sid, _ in r.refs))
+            conn.execute(outbox.delete().where(outbox.c.id.in_([r.id for r in rows])))
+
     def release(self, batch_id: str) -> None:
         """Put a batch's rows back to pending (the operator must fix something first)."""
         with transaction(self.engine) as conn:
@@ -265,14 +289,14 @@ class OutboxStore:
             for row in self._load(conn, row_ids):
                 self._back_to_pending(conn, row, reposted=True)
 
-    def reap(self, stale_after: float) -> int:
-        """Rows claimed longer ago than `stale_after` seconds whose task died without a trace
-        (lost message): back to pending, so they are sent again."""
-        cutoff = time.time() - stale_after
+    def reap(self, now: float | None = None) -> int:
+        """Rows whose lease ran out: their task's message was lost (a worker died between a
+        claim and its publish, a publish failed). Back to pending, so they are sent again."""
+        now = time.time() if now is None else now
         with transaction(self.engine) as conn:
             stale = [_row(r) for r in conn.execute(
                 select(outbox).where(outbox.c.state.in_(("inflight", "posted")),
-                                     outbox.c.claimed_at < cutoff)).mappings()]
+                                     outbox.c.lease_until < now)).mappings()]
             for row in stale:
                 self._back_to_pending(conn, row)
         return len(stale)
@@ -288,7 +312,7 @@ class OutboxStore:
             conn.execute(outbox.delete().where(outbox.c.id == row.id))
             return
         conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-            state="pending", batch_id=None, claimed_at=None,
+            state="pending", batch_id=None, lease_until=None,
             reposted=row.reposted or reposted))
 
     def _batch_rows(self, conn: Connection, batch_id: str) -> list[OutboxRow]:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from pipeline.accounting import bump_outcomes, insert_dead_letter
-from pipeline.db import dumps, loads, make_engine, transaction
+from pipeline.db import dumps, insert_for, loads, make_engine, transaction
 from pipeline.outbox_store import OutboxStore
 from pipeline.tables import alerts, chunks, counters, dead_letters, meta, outbox, submissions
 
@@ -161,11 +161,11 @@ class Store:
     # -- counters and status --------------------------------------------------------------------
 
     def bump(self, name: str, n: int = 1) -> None:
+        # One atomic statement: two workers creating the same counter at once must both count.
         with transaction(self.engine) as conn:
-            done = conn.execute(update(counters).where(counters.c.name == name)
-                                .values(value=counters.c.value + n)).rowcount
-            if not done:
-                conn.execute(counters.insert().values(name=name, value=n))
+            statement = insert_for(conn)(counters).values(name=name, value=n)
+            conn.execute(statement.on_conflict_do_update(
+                index_elements=[counters.c.name], set_={"value": counters.c.value + n}))
 
     def counters(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -200,15 +200,12 @@ class Store:
         Used so that one flush is scheduled at a time, not one per batch message."""
         now = time.time()
         with transaction(self.engine) as conn:
-            current = conn.execute(select(meta.c.value).where(meta.c.name == name)
-                                   .with_for_update()).scalar()
-            if current is not None and current > now:
-                return False
-            if current is None:
-                conn.execute(meta.insert().values(name=name, value=until))
-            else:
-                conn.execute(update(meta).where(meta.c.name == name).values(value=until))
-            return True
+            conn.execute(insert_for(conn)(meta).values(name=name, value=0.0)
+                         .on_conflict_do_nothing(index_elements=[meta.c.name]))
+            # Atomic test-and-set: of two workers racing, exactly one sees a row updated.
+            taken = conn.execute(update(meta).where(meta.c.name == name, meta.c.value <= now)
+                                 .values(value=until)).rowcount
+            return bool(taken)
 
     def set_alert(self, name: str, message: str) -> None:
         """A condition operators must act on (e.g. wrong credentials); shown by `status`,

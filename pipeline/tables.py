@@ -63,7 +63,9 @@ outbox = Table(
     Column("state", String(8), nullable=False),  # pending | inflight | posted
     Column("batch_id", String(36)),
     Column("enqueued_at", Float, nullable=False),
-    Column("claimed_at", Float),
+    # A claimed row belongs to its batch until then; past it, the row is presumed orphaned (its
+    # message was lost) and goes back to pending. Every touch by a task extends it.
+    Column("lease_until", Float),
     Column("attempts", Integer, nullable=False, default=0),
     # 429s have their own, larger budget: they say "later", not "something is wrong".
     Column("throttled", Integer, nullable=False, default=0),

@@ -19,28 +19,42 @@ FLUSH_FLAG = "flush"
 CONFIRM_FIRST_DELAY = 0.5  # the API saves asynchronously: give it a moment before looking
 
 
+# Options every ordersync task shares. An unexpected exception (a database hiccup, a bug) is
+# retried with backoff instead of failing: with acks_late a failed task's message is gone.
+TASK_OPTIONS: dict[str, Any] = {
+    "autoretry_for": (Exception,), "retry_backoff": 2, "retry_backoff_max": 60,
+    "retry_jitter": True, "retry_kwargs": {"max_retries": 50},
+}
+
+
 def follow(task: Task[Any, Any], batch_id: str, step: Step) -> None:
+    store = services().store
     if step.stop is not None:
         log.error("batch %s stopped: %s", batch_id, step.stop)
-    for new_batch in step.resend:
-        send_upsert(new_batch)
+    publish_or_release([("upsert", b) for b in step.resend])
     if step.confirm is not None:
         app.send_task("ordersync.confirm", (step.confirm,), countdown=CONFIRM_FIRST_DELAY)
     if step.flush:
         schedule_flush()
     if step.retry_in is not None:
+        store.outbox.extend_lease(batch_id, step.retry_in)
         raise task.retry(countdown=step.retry_in, max_retries=None)
 
 
-def send_upsert(batch_id: str) -> None:
-    app.send_task("ordersync.upsert", (batch_id,))
+def publish_or_release(batches: list[tuple[str, str]]) -> None:
+    """Send a task per claimed batch. A batch whose message cannot be published (broker gone
+    past the publish retries) goes back to pending at once instead of waiting for its lease."""
+    for n, (kind, batch_id) in enumerate(batches):
+        try:
+            app.send_task(f"ordersync.{kind}", (batch_id,))
+        except Exception:
+            for _, unsent in batches[n:]:
+                services().store.outbox.release(unsent)
+            raise
 
 
 def send_dispatch(out: dispatch.Dispatch) -> None:
-    for batch_id in out.upserts:
-        send_upsert(batch_id)
-    for kind, batch_id in out.singles:
-        app.send_task(f"ordersync.{kind}", (batch_id,))
+    publish_or_release([("upsert", b) for b in out.upserts] + list(out.singles))
     if out.remaining:
         schedule_flush()
 
@@ -59,7 +73,7 @@ def schedule_flush() -> None:
         app.send_task("ordersync.flush", countdown=linger)
 
 
-@app.task(name="ordersync.flush")
+@app.task(name="ordersync.flush", **TASK_OPTIONS)
 def flush() -> int:
     """Send what has lingered long enough; reschedule while anything is pending."""
     store = services().store
