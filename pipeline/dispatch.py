@@ -10,6 +10,9 @@ from pipeline.store import Store
 
 BATCH_SIZE = 100  # the API's maximum per POST
 SINGLES_PER_FLUSH = 50  # patches/deletes claimed per flush; the rest wait for the next one
+# A patch whose order is unknown waits this long before it is sent as a PATCH: records of one
+# file are ingested in parallel, and its order may be a few chunks behind (it then folds in).
+PATCH_HOLD = 10.0
 
 
 @dataclass
@@ -46,8 +49,9 @@ def due_batches(store: Store, linger: float, now: float | None = None) -> Dispat
     while (batch_id := store.outbox.claim("upsert", BATCH_SIZE, older_than=now - linger)):
         out.upserts.append(batch_id)
     for kind in ("delete", "patch"):
+        wait = max(linger, PATCH_HOLD) if kind == "patch" else linger
         for _ in range(SINGLES_PER_FLUSH):
-            single = store.outbox.claim(kind, 1, older_than=now - linger)
+            single = store.outbox.claim(kind, 1, older_than=now - wait)
             if single is None:
                 break
             out.singles.append((kind, single))

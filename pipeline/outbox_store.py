@@ -34,7 +34,7 @@ from sqlalchemy.orm import aliased
 from pipeline.accounting import bump_outcomes, insert_dead_letter
 from pipeline.db import dumps, loads, lock_keys, transaction
 from pipeline.errors import FieldError, RecordRejected
-from pipeline.outbox import Known, Ref, Verdict, decide
+from pipeline.outbox import Known, Parts, Ref, Verdict, decide
 from pipeline.patching import apply_patch, payload_hash
 from pipeline.records import Operation, OrderKey
 from pipeline.tables import chunks, ledger, outbox
@@ -53,6 +53,7 @@ class OutboxRow:
     sendcloud_id: int | None
     reposted: bool
     state: str
+    parts: Parts | None = None
 
     def as_record(self) -> dict[str, Any]:
         """The row as a producer record (CONTRACT §1): what a dead letter keeps for replay."""
@@ -277,6 +278,14 @@ class OutboxStore:
             bump_outcomes(conn, Counter((sid, "superseded") for r in rows for sid, _ in r.refs))
             conn.execute(outbox.delete().where(outbox.c.id.in_([r.id for r in rows])))
 
+    def hold(self, row_id: int, seconds: float) -> None:
+        """Back to pending, claimable again only after `seconds` (its order may still come)."""
+        with transaction(self.engine) as conn:
+            for row in self._load(conn, [row_id]):
+                self._back_to_pending(conn, row, reposted=True)
+            conn.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.state == "pending")
+                         .values(enqueued_at=time.time() + seconds))
+
     def release(self, batch_id: str) -> None:
         """Put a batch's rows back to pending (the operator must fix something first)."""
         with transaction(self.engine) as conn:
@@ -373,12 +382,13 @@ def _row(r: Any) -> OutboxRow:
         version=r["version"], payload=loads(r["payload"]),
         refs=[(sid, outcome) for sid, outcome in loads(r["refs"])], attempts=r["attempts"],
         throttled=r["throttled"] or 0, sendcloud_id=r["sendcloud_id"],
-        reposted=bool(r["reposted"]), state=r["state"])
+        reposted=bool(r["reposted"]), state=r["state"],
+        parts=Parts.from_json(loads(r["parts"])) if r["parts"] else None)
 
 
 def _known(row: OutboxRow) -> Known:
     return Known(row.kind, datetime.fromisoformat(row.version), row.payload, payload_hash(
-        row.payload), row.refs)
+        row.payload), row.refs, row.parts)
 
 
 def _newest_known(rows: Sequence[OutboxRow]) -> Known | None:
@@ -425,9 +435,10 @@ class _EnqueuePlan:
         digest = payload_hash(decision.payload)
         version = decision.version or op.version
         self.pending[op.key] = (row_id, Known(decision.kind, version, decision.payload,
-                                              digest, decision.refs))
+                                              digest, decision.refs, decision.parts))
         self.changed[op.key] = dict(
             kind=decision.kind, version=version_text(version),
+            parts=dumps(decision.parts.to_json()) if decision.parts is not None else None,
             payload=dumps(decision.payload), payload_hash=digest,
             refs=dumps([list(r) for r in decision.refs]))
         return "queued"

@@ -52,6 +52,7 @@ class Step:
 
 
 DONE = Step(done=True)
+PATCH_WAIT = 30.0  # seconds a patch of an unknown order waits for its order before giving up
 
 
 def send_upserts(svc: Services, batch_id: str, rand: float) -> Step:
@@ -133,9 +134,13 @@ def _delete(client: SendcloudClient, sendcloud_id: int) -> None:
 
 
 def _absent(svc: Services, row: OutboxRow) -> Step:
-    """The order is not in Sendcloud: a delete is done; a patch has nothing to change."""
+    """The order is not in Sendcloud: a delete is done. A patch waits once more for its order
+    (it may still be on its way through the pipeline), then has nothing to change."""
     if row.kind == "delete":
         svc.store.outbox.settle([row.id])
+    elif not row.reposted:
+        svc.store.outbox.hold(row.id, PATCH_WAIT)
+        return Step(done=True, flush=True)
     else:
         detail = "the order does not exist in Sendcloud, so it cannot be patched"
         svc.store.outbox.dead_letter({row.id: [FieldError("", detail)]}, "order not found")

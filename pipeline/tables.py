@@ -60,6 +60,7 @@ outbox = Table(
     Column("payload", Text, nullable=False),
     Column("payload_hash", String(64), nullable=False),
     Column("refs", Text, nullable=False),  # JSON [[submission id, outcome on success], …]
+    Column("parts", Text),  # JSON of pipeline.outbox.Parts: base order + newer patches
     Column("state", String(8), nullable=False),  # pending | inflight | posted
     Column("batch_id", String(36)),
     Column("enqueued_at", Float, nullable=False),

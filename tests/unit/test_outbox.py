@@ -123,5 +123,62 @@ def test_an_older_order_under_a_pending_patch_keeps_both_records() -> None:
     assert decision.payload["shipping_address"] == {"city": "Ede"}
     assert decision.payload["order_details"]["order_items"] == [{"name": "Candle",
                                                                  "quantity": 1}]
-    assert decision.refs == (("s1", "patched"), ("s2", "upserted"))
+    assert decision.refs == (("s2", "upserted"), ("s1", "patched"))
     assert decision.version == at(11)
+
+
+def run(ops: list[Operation]) -> tuple[Known | None, list[str]]:
+    """Feed operations through `decide` as the store does; the pending row and the verdicts."""
+    pending: Known | None = None
+    verdicts = []
+    for n, incoming in enumerate(ops):
+        d = decide(incoming, f"s{n}", ledger=None, pending=pending, in_flight=None)
+        verdicts.append(d.verdict.value)
+        if d.verdict is Verdict.PENDING:
+            pending = Known(d.kind, d.version or incoming.version, d.payload,
+                            payload_hash(d.payload), d.refs, d.parts)
+    return pending, verdicts
+
+
+EDE = {"shipping_address": {"city": "Ede"}}
+
+
+@pytest.mark.parametrize(("sequence", "city", "version", "verdicts"), [
+    # in order
+    ([op("upsert", 10), op("patch", 11, EDE)], "Ede", 11, ["pending", "pending"]),
+    # the patch first, its order after: the order is the base, the patch stays on top
+    ([op("patch", 11, EDE), op("upsert", 10)], "Ede", 11, ["pending", "pending"]),
+    # and a newer full order arriving third replaces the base, keeping the newer patch
+    ([op("patch", 11, EDE), op("upsert", 10), op("upsert", 10, payload("Breda"))], "Ede", 11,
+     ["pending", "pending", "pending"]),
+    # a full order newer than the patch wins outright
+    ([op("patch", 11, EDE), op("upsert", 10), op("upsert", 12, payload("Breda"))], "Breda", 12,
+     ["pending", "pending", "pending"]),
+    # an older full order after a newer one is superseded, the patch survives
+    ([op("upsert", 10, payload("Breda")), op("patch", 11, EDE), op("upsert", 9)], "Ede", 11,
+     ["pending", "pending", "superseded"]),
+    # a patch older than the full order is superseded
+    ([op("upsert", 12, payload("Breda")), op("patch", 11, EDE)], "Breda", 12,
+     ["pending", "superseded"]),
+])
+def test_any_arrival_order_ends_as_the_newest_order_with_newer_patches(
+        sequence: list[Operation], city: str, version: int, verdicts: list[str]) -> None:
+    pending, seen = run(sequence)
+    assert seen == verdicts
+    assert pending is not None and pending.kind == "upsert"
+    assert pending.payload["shipping_address"]["city"] == city
+    assert pending.version == at(version)
+
+
+def test_records_are_counted_once_whatever_the_order() -> None:
+    sequence = [op("patch", 11, EDE), op("upsert", 10), op("upsert", 10, payload("Breda"))]
+    pending: Known | None = None
+    displaced: list[tuple[str, str]] = []
+    for n, incoming in enumerate(sequence):
+        d = decide(incoming, f"s{n}", ledger=None, pending=pending, in_flight=None)
+        displaced += d.displaced
+        pending = Known(d.kind, d.version or incoming.version, d.payload,
+                        payload_hash(d.payload), d.refs, d.parts)
+    assert pending is not None
+    assert sorted(pending.refs) == [("s0", "patched"), ("s2", "upserted")]
+    assert displaced == [("s1", "upserted")]
