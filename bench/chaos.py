@@ -679,7 +679,7 @@ def _outbox_rows(store: Store) -> list[dict[str, Any]]:
     now = time.time()
     with store.engine.connect() as conn:
         rows = conn.execute(select(outbox.c.state, outbox.c.kind, outbox.c.batch_id,
-                                   func.count(), func.min(outbox.c.claimed_at),
+                                   func.count(), func.min(outbox.c.lease_until),
                                    func.max(outbox.c.attempts))
                             .group_by(outbox.c.state, outbox.c.kind, outbox.c.batch_id)).all()
     return [{"state": state, "kind": kind, "batch": batch, "rows": int(n),

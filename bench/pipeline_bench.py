@@ -12,7 +12,7 @@
     writes (target ≤ 1), from the emulator's `writes` timeline.
 (c) GETs per confirmed batch: emulator GETs during a run (minus the CLI's one pre-flight GET)
     per successful POST. Target ≤ 2.
-(d) trickle: one order per `submit([record])` call at ≥ 100 calls/s for ~10 s (8 producer
+(d) trickle: one order per `submit([record])` call at ≥ 100 calls/s for ~10 s (16 producer
     threads share one schedule, like a shop's request handlers); orders per POST. Target ≥ 90.
 
 Default cluster: 2 worker processes `--pool=threads --concurrency=8` (`--workers`,
@@ -591,8 +591,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="threads per worker (default 8)")
     parser.add_argument("--trickle-rate", type=float, default=100.0,
                         help="submit() calls per second in (d) (default 100)")
-    parser.add_argument("--producers", type=int, default=8,
-                        help="threads calling submit() in (d) (default 8)")
+    parser.add_argument("--producers", type=int, default=16,
+                        help="threads calling submit() in (d) (default 16)")
     parser.add_argument("--logs", type=Path, help="keep worker logs and inputs in this folder "
                         "(default: a temporary folder, removed)")
     parser.add_argument("--only", choices=("a", "b"), help=argparse.SUPPRESS)

@@ -2,7 +2,8 @@
 1, 2 and 4 worker processes.
 
     .venv/bin/python bench/scale.py [--orders 3000] [--deletes 1000] [--workers 1,2,4]
-                                    [--concurrency 8] [--quick] [--json] [--only curve|budget]
+                                    [--concurrency 8] [--repeat 1] [--quick] [--json]
+                                    [--only curve|budget]
 
 (1) Throughput curve. For each worker count: a fresh emulator (`--latency 0.15
     --no-rate-limit`), a fresh RabbitMQ vhost and PostgreSQL database, that many
@@ -32,6 +33,7 @@ import argparse
 import json
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -206,8 +208,7 @@ def cluster(api_url: str, tmp: Path, name: str, workers: int, concurrency: int,
             **extra: str) -> Iterator[tuple[dict[str, str], list[subprocess.Popen[bytes]]]]:
     """A vhost, a database and `workers` worker processes; yields (environment, processes)."""
     with rabbit_vhost("ordersync-scale") as broker, pg_database("ordersync_scale") as database:
-        logdir = tmp / name
-        logdir.mkdir()
+        logdir = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=tmp))
         env = base_env(api_url, logdir / "home", ORDERSYNC_BROKER_URL=broker,
                        ORDERSYNC_DATABASE_URL=database, **extra)
         with celery_workers(env, logdir, workers, concurrency) as procs:
@@ -215,6 +216,21 @@ def cluster(api_url: str, tmp: Path, name: str, workers: int, concurrency: int,
 
 
 # -- (1) the throughput curve --------------------------------------------------------------------
+
+def postgres_cpu(database_url: str) -> float:
+    """CPU seconds of the PostgreSQL backends serving `database_url`'s database (alive ones,
+    over their lifetime: this cluster's connections)."""
+    name = database_url.rsplit("/", 1)[-1]
+    total = 0.0
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if proc.info["name"] == "postgres" and name in " ".join(proc.info["cmdline"] or []):
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
 
 def curve_point(workers: int, args: argparse.Namespace, files: dict[str, Path], tmp: Path,
                 log: Any) -> dict[str, Any]:
@@ -228,6 +244,7 @@ def curve_point(workers: int, args: argparse.Namespace, files: dict[str, Path], 
             {"name": "warmup", "records": str(files["warmup"])},
             {"name": "orders", "records": str(files["orders"])}]}, tmp)
         cpu = meter.done()
+        cpu["postgres_cpu_s"] = round(postgres_cpu(env["ORDERSYNC_DATABASE_URL"]), 1)
         after = emulator_stats(url)
     phase = result["phases"][1]
     seconds = phase["end"] - phase["start"]
@@ -243,8 +260,8 @@ def curve_point(workers: int, args: argparse.Namespace, files: dict[str, Path], 
         f"{n / seconds:,.0f} orders/s (submit() {out['submit_s']} s; {out['POST']} POSTs, "
         f"{out['GET']} GETs; confirmed {out['confirmed']}; over {cpu['phase_wall_s']} s incl. "
         f"warm-up: worker CPU {cpu['worker_cpu_s']} s, emulator+producer CPU "
-        f"{cpu['emulator_producer_cpu_s']} s, machine busy {cpu['machine_busy_pct']} %; "
-        f"load before {load:.1f})")
+        f"{cpu['emulator_producer_cpu_s']} s, PostgreSQL ≈{cpu['postgres_cpu_s']} s, machine busy "
+        f"{cpu['machine_busy_pct']} %; load before {load:.1f})")
     return out
 
 
@@ -296,6 +313,10 @@ def budget_point(workers: int, args: argparse.Namespace, files: dict[str, Path],
 
 # -- main ----------------------------------------------------------------------------------------
 
+def _median(runs: Sequence[dict[str, Any]], key: str) -> float:
+    return round(statistics.median(float(r[key]) for r in runs), 1)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--orders", type=int, default=0,
@@ -305,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workers", default="1,2,4", help="worker counts (default 1,2,4)")
     parser.add_argument("--concurrency", type=int, default=8,
                         help="threads per worker process (default 8)")
+    parser.add_argument("--repeat", type=int, default=1, help="run the curve this many times, "
+                        "interleaved; the table shows the median (default 1)")
     parser.add_argument("--settle-timeout", type=float, default=600.0)
     parser.add_argument("--quick", action="store_true",
                         help="small sizes: a smoke test of this script, not a measurement")
@@ -346,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"(1) throughput curve: {args.orders} orders per point; emulator --latency "
                 f"{LATENCY} --no-rate-limit; our limiter lifted; RabbitMQ + PostgreSQL; "
                 f"default ORDERSYNC_LINGER")
-            curve = [curve_point(n, args, files, tmp, log) for n in counts]
+            for _ in range(args.repeat):  # interleaved, so a burst of others' load hits all
+                curve += [curve_point(n, args, files, tmp, log) for n in counts]
         if args.only in (None, "budget"):
             made = orders(args.deletes, SEED_BUDGET, "B")
             files = {"create": write_jsonl(tmp / "create.jsonl", made),
@@ -365,14 +389,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         log(f"load after: {load_after}; total {elapsed:.0f} s")
         if curve:
-            base = curve[0]["orders_per_s"]
-            log("throughput curve (orders/s, submit() → settled):")
-            log("    workers   orders/s   × first   worker CPU s   emulator+producer CPU s"
-                "   machine busy %")
-            for c in curve:
-                log(f"    {c['workers']:>7}   {c['orders_per_s']:>8,.0f}   "
-                    f"{c['orders_per_s'] / base:>7.2f}   {c['worker_cpu_s']:>12}   "
-                    f"{c['emulator_producer_cpu_s']:>23}   {c['machine_busy_pct']:>14}")
+            log("throughput curve (orders/s, submit() → settled"
+                + (f"; median of {args.repeat} runs, [min–max]" if args.repeat > 1 else "")
+                + "; CPU seconds over the phase incl. warm-up):")
+            log("    workers   orders/s            × 1 worker   workers CPU   emulator+producer"
+                "   PostgreSQL   machine busy %")
+            rows = {n: [c for c in curve if c["workers"] == n] for n in counts}
+            base = statistics.median(c["orders_per_s"] for c in rows[counts[0]])
+            for n, runs in rows.items():
+                rate = statistics.median(c["orders_per_s"] for c in runs)
+                spread = (f"[{min(c['orders_per_s'] for c in runs):,.0f}–"
+                          f"{max(c['orders_per_s'] for c in runs):,.0f}]") if len(runs) > 1 else ""
+                log(f"    {n:>7}   {rate:>8,.0f} {spread:<11}   {rate / base:>8.2f}   "
+                    f"{_median(runs, 'worker_cpu_s'):>11}   "
+                    f"{_median(runs, 'emulator_producer_cpu_s'):>17}   "
+                    f"{_median(runs, 'postgres_cpu_s'):>10}   "
+                    f"{_median(runs, 'machine_busy_pct'):>14}")
         if budget:
             log(f"write budget ({BUDGET_PER_S}/rolling s, {BUDGET_PER_MIN}/rolling min, no 429):")
             log("    workers   writes   max/s   max/min   429s   deletes/s   result")

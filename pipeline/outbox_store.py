@@ -54,6 +54,7 @@ class OutboxRow:
     reposted: bool
     state: str
     parts: Parts | None = None
+    batch_id: str | None = None
 
     def as_record(self) -> dict[str, Any]:
         """The row as a producer record (CONTRACT §1): what a dead letter keeps for replay."""
@@ -74,7 +75,7 @@ class LedgerEntry:
     sendcloud_id: int | None
 
 
-LEASE = 120.0  # seconds a task may hold a batch between touches (limiter waits, slow POSTs)
+LEASE = 60.0  # seconds a task may hold a batch between touches (limiter waits, slow POSTs)
 
 
 def version_text(value: datetime) -> str:
@@ -233,8 +234,7 @@ class OutboxStore:
         record's outcome, remove the rows."""
         outcomes: Counter[tuple[str, str]] = Counter()
         with transaction(self.engine) as conn:
-            rows = self._load(conn, row_ids)
-            lock_keys(conn, [r.key for r in rows])
+            rows = self._locked(conn, row_ids)
             entries = _ledger_entries(conn, [r.key for r in rows])
             inserts: list[dict[str, Any]] = []
             updates: list[dict[str, Any]] = []
@@ -261,7 +261,7 @@ class OutboxStore:
         """These rows cannot be sent: keep each with its payload, reason and errors."""
         outcomes: Counter[tuple[str, str]] = Counter()
         with transaction(self.engine) as conn:
-            for row in self._load(conn, list(errors_by_row)):
+            for row in self._locked(conn, list(errors_by_row)):
                 errors = list(errors_by_row[row.id])
                 for sid in dict.fromkeys(sid for sid, _ in row.refs):
                     insert_dead_letter(conn, sid, row.key, row.as_record(), reason, errors,
@@ -274,14 +274,14 @@ class OutboxStore:
     def supersede(self, row_ids: Sequence[int]) -> None:
         """Rows a newer settled version made moot: their records count as superseded."""
         with transaction(self.engine) as conn:
-            rows = self._load(conn, row_ids)
+            rows = self._locked(conn, row_ids)
             bump_outcomes(conn, Counter((sid, "superseded") for r in rows for sid, _ in r.refs))
             conn.execute(outbox.delete().where(outbox.c.id.in_([r.id for r in rows])))
 
     def hold(self, row_id: int, seconds: float) -> None:
         """Back to pending, claimable again only after `seconds` (its order may still come)."""
         with transaction(self.engine) as conn:
-            for row in self._load(conn, [row_id]):
+            for row in self._locked(conn, [row_id]):
                 self._back_to_pending(conn, row, reposted=True)
             conn.execute(update(outbox).where(outbox.c.id == row_id, outbox.c.state == "pending")
                          .values(enqueued_at=time.time() + seconds))
@@ -289,13 +289,15 @@ class OutboxStore:
     def release(self, batch_id: str) -> None:
         """Put a batch's rows back to pending (the operator must fix something first)."""
         with transaction(self.engine) as conn:
-            for row in self._batch_rows(conn, batch_id):
-                self._back_to_pending(conn, row)
+            ids = [r.id for r in self._batch_rows(conn, batch_id)]
+            for row in self._locked(conn, ids):
+                if row.batch_id == batch_id:  # still ours under the locks
+                    self._back_to_pending(conn, row)
 
     def repost(self, row_ids: Sequence[int]) -> None:
         """Posted rows that never became visible: send them once more."""
         with transaction(self.engine) as conn:
-            for row in self._load(conn, row_ids):
+            for row in self._locked(conn, row_ids):
                 self._back_to_pending(conn, row, reposted=True)
 
     def reap(self, now: float | None = None) -> int:
@@ -303,17 +305,25 @@ class OutboxStore:
         claim and its publish, a publish failed). Back to pending, so they are sent again."""
         now = time.time() if now is None else now
         with transaction(self.engine) as conn:
-            stale = [_row(r) for r in conn.execute(
-                select(outbox).where(outbox.c.state.in_(("inflight", "posted")),
-                                     outbox.c.lease_until < now)).mappings()]
+            ids = list(conn.execute(select(outbox.c.id).where(
+                outbox.c.state.in_(("inflight", "posted")), outbox.c.lease_until < now))
+                .scalars())
+            stale = [r for r in self._locked(conn, ids)
+                     if r.state in ("inflight", "posted")]  # re-checked under the locks
             for row in stale:
                 self._back_to_pending(conn, row)
         return len(stale)
 
+    def _locked(self, conn: Connection, row_ids: Sequence[int]) -> list[OutboxRow]:
+        """Lock the rows' order keys, then the rows (the order every writer uses), and read
+        them as they are now."""
+        lock_keys(conn, self._keys_of(conn, row_ids))
+        return self._load(conn, row_ids)
+
     def _back_to_pending(self, conn: Connection, row: OutboxRow, reposted: bool = False) -> None:
         """A row returns to pending unless a newer pending row replaced it meanwhile, in which
-        case its records are superseded (the newer one will be sent)."""
-        lock_keys(conn, [row.key])
+        case its records are superseded (the newer one will be sent). The caller holds the
+        row's locks (`_locked`)."""
         newer = [r for r in self._rows_for(conn, row.key, ("pending",), lock=True)
                  if r.id != row.id]
         if newer:
@@ -328,9 +338,16 @@ class OutboxStore:
         result = conn.execute(select(outbox).where(outbox.c.batch_id == batch_id)).mappings()
         return [_row(r) for r in result]
 
+    def _keys_of(self, conn: Connection, row_ids: Sequence[int]) -> list[OrderKey]:
+        query = select(outbox.c.integration_id, outbox.c.order_id).where(
+            outbox.c.id.in_(list(row_ids)))
+        return [(int(i), o) for i, o in conn.execute(query)]
+
     def _load(self, conn: Connection, row_ids: Sequence[int]) -> list[OutboxRow]:
-        result = conn.execute(select(outbox).where(outbox.c.id.in_(list(row_ids)))).mappings()
-        return [_row(r) for r in result]
+        """The rows, locked: two tasks ending the same row (a confirm that was presumed lost
+        and its successor) must not both count its records; the second finds it gone."""
+        query = select(outbox).where(outbox.c.id.in_(list(row_ids))).with_for_update()
+        return [_row(r) for r in conn.execute(query).mappings()]
 
 
 def _ledger_known(entry: LedgerEntry) -> Known:
@@ -383,7 +400,8 @@ def _row(r: Any) -> OutboxRow:
         refs=[(sid, outcome) for sid, outcome in loads(r["refs"])], attempts=r["attempts"],
         throttled=r["throttled"] or 0, sendcloud_id=r["sendcloud_id"],
         reposted=bool(r["reposted"]), state=r["state"],
-        parts=Parts.from_json(loads(r["parts"])) if r["parts"] else None)
+        parts=Parts.from_json(loads(r["parts"])) if r["parts"] else None,
+        batch_id=r["batch_id"])
 
 
 def _known(row: OutboxRow) -> Known:
