@@ -302,8 +302,8 @@ def budget_point(workers: int, args: argparse.Namespace, files: dict[str, Path],
     out["settled"] = (out["created"] == create["records"]
                       and out["deleted"] == remove["records"] and out["dead_lettered"] == 0)
     log(f"  {workers} worker(s) × {args.concurrency} threads: {len(writes)} writes "
-        f"({out['created']} created in {create['records'] // 100 + bool(create['records'] % 100)}"
-        f"+ POSTs, {out['deleted']} deleted over {span:.1f} s = {out['delete_rate_per_s']}/s); "
+        f"({out['created']} created in ≥{-(-create['records'] // 100)} POSTs, "
+        f"{out['deleted']} deleted over {span:.1f} s = {out['delete_rate_per_s']}/s); "
         f"max {out['max_per_s']}/rolling s (budget {BUDGET_PER_S}), {out['max_per_min']}/rolling"
         f" min (budget {BUDGET_PER_MIN}), 429s: {limited}  "
         f"{'OK' if out['within_budget'] else 'EXCEEDED'}"

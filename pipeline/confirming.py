@@ -18,6 +18,7 @@ posted once more; then dead-lettered as "not visible".
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,7 @@ from pipeline.outbox_store import OutboxRow
 from pipeline.retry import Action, decide
 from pipeline.sender import DONE, Services, Step
 
+log = logging.getLogger(__name__)
 PAGE_SIZE = 200
 MAX_PAGES = 5  # past this, the orders are not where a fresh write lands: look again later
 CONFIRM_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)  # ≈ 1 minute in all before reposting
@@ -178,7 +180,7 @@ def confirm_batch(svc: Services, batch_id: str, attempt: int, rand: float = 0.5)
                 if order is not None and is_current(order, row.payload):
                     visible[row.id] = int(order["id"])
     except (ApiError, ConfigError) as error:
-        return _lookup_failed(svc, error, attempt, rand)
+        return _lookup_failed(svc, batch_id, error, attempt, rand)
     if visible:
         svc.store.outbox.settle(list(visible), visible)
     missing = [r for r in rows if r.id not in visible]
@@ -189,13 +191,21 @@ def confirm_batch(svc: Services, batch_id: str, attempt: int, rand: float = 0.5)
     return _give_up(svc, missing)
 
 
-def _lookup_failed(svc: Services, error: ApiError | ConfigError, attempt: int,
+MAX_LOOKS = 20  # failed or empty looks in all before the orders are posted again
+
+
+def _lookup_failed(svc: Services, batch_id: str, error: ApiError | ConfigError, attempt: int,
                    rand: float) -> Step:
-    """A GET failed. The orders stay posted; look again later unless operators must act."""
-    decision = decide(error, attempt, rand, svc.policy)
+    """A GET failed. The orders stay posted; look again soon unless operators must act. The
+    wait grows only a little: a failed read costs nothing, a late confirmation costs latency."""
+    log.warning("confirm %s: look %d failed: %r", batch_id, attempt + 1, error)
+    decision = decide(error, min(attempt, 3), rand, svc.policy)
     if decision.action is Action.STOP:
         svc.store.set_alert("stopped", str(error))
         return Step(stop=error)
+    if attempt + 1 >= MAX_LOOKS:
+        rows = [r for r in svc.store.outbox.rows(batch_id) if r.state == "posted"]
+        return _give_up(svc, rows)
     svc.store.bump("retried")
     if isinstance(error, RateLimited):
         svc.limiter.penalize("read", decision.countdown)

@@ -3,8 +3,8 @@
 Producers: `from tasks import submit; submit(records) -> submission id`.
 """
 
-from tasks import flow, ingest, send
+from tasks import flow, ingest, send, watchdog
 from tasks.app import app
 from tasks.producer import submit
 
-__all__ = ["app", "flow", "ingest", "send", "submit"]
+__all__ = ["app", "flow", "ingest", "send", "submit", "watchdog"]

@@ -31,5 +31,5 @@ def delete(self: Task[Any, Any], batch_id: str) -> None:
 
 @app.task(name="ordersync.confirm", bind=True, max_retries=None, **TASK_OPTIONS)
 def confirm(self: Task[Any, Any], batch_id: str) -> None:
-    step = confirming.confirm_batch(services(), batch_id, self.request.retries)
+    step = confirming.confirm_batch(services(), batch_id, self.request.retries, random.random())
     follow(self, batch_id, step)
