@@ -30,7 +30,7 @@ def normalize_chunk(store: Store, chunk_id: str, *, now: datetime | None = None,
             ops.append(parse_record(record, now=now, source_tz=source_tz).to_message())
         except RecordRejected as rejected:
             rejects.append((record, rejected))
-    store.advance_chunk(chunk_id, "normalized", ops, rejects)
+    store.advance_chunk(chunk_id, "normalized", ops, rejects, came_from="raw")
     return len(rejects)
 
 
@@ -47,7 +47,7 @@ def validate_chunk(store: Store, chunk_id: str) -> int:
             valid.append(validate_operation(op).to_message())
         except RecordRejected as rejected:
             rejects.append((_as_record(op), rejected))
-    store.advance_chunk(chunk_id, "validated", valid, rejects)
+    store.advance_chunk(chunk_id, "validated", valid, rejects, came_from="normalized")
     return len(rejects)
 
 

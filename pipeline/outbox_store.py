@@ -100,6 +100,9 @@ class OutboxStore:
         tally: Counter[str] = Counter()
         outcomes: Counter[tuple[str, str]] = Counter()
         with transaction(self.engine) as conn:
+            if chunk_id is not None and not conn.execute(
+                    chunks.delete().where(chunks.c.id == chunk_id)).rowcount:
+                return tally  # the same chunk was batched by a twin delivery: count it once
             keys = list(dict.fromkeys(op.key for op in ops))
             lock_keys(conn, keys)
             rows = self._rows_by_key(conn, keys, lock=True)
@@ -112,8 +115,6 @@ class OutboxStore:
             for op, reason in plan.dead:
                 insert_dead_letter(conn, sid, op.key, _op_record(op), reason,
                                    [FieldError("", reason)], attempts=0)
-            if chunk_id is not None:
-                conn.execute(chunks.delete().where(chunks.c.id == chunk_id))
             bump_outcomes(conn, outcomes)
         return tally
 

@@ -110,18 +110,26 @@ class Store:
         return row["submission_id"], row["stage"], loads(row["body"])
 
     def advance_chunk(self, chunk_id: str, stage: str, items: Sequence[Any],
-                      rejects: Iterable[tuple[Any, Any]] = ()) -> None:
+                      rejects: Iterable[tuple[Any, Any]] = (), *, came_from: str) -> bool:
         """Replace a chunk's items with the next stage's, and dead-letter the records that
-        stage rejected, in one transaction (a redelivered message then sees the new stage)."""
+        stage rejected, in one transaction. Compare-and-set on the stage: when the same message
+        runs twice at once (redelivered while its first worker is still busy, e.g. across a
+        broker restart), only one of them counts; the other changes nothing and gets False."""
         with transaction(self.engine) as conn:
+            moved = conn.execute(update(chunks).where(chunks.c.id == chunk_id,
+                                                      chunks.c.stage == came_from)
+                                 .values(stage=stage, body=dumps(list(items)))).rowcount
+            if not moved:
+                return False
             sid = conn.execute(select(chunks.c.submission_id)
                                .where(chunks.c.id == chunk_id)).scalar_one()
+            tally: Counter[tuple[str, str]] = Counter()
             for record, rejected in rejects:
                 insert_dead_letter(conn, sid, getattr(rejected, "key", None), record,
                                    rejected.reason, rejected.errors, attempts=0)
-                bump_outcomes(conn, Counter({(sid, "dead_lettered"): 1}))
-            conn.execute(update(chunks).where(chunks.c.id == chunk_id)
-                         .values(stage=stage, body=dumps(list(items))))
+                tally[(sid, "dead_lettered")] += 1
+            bump_outcomes(conn, tally)
+            return True
 
     def staged_count(self) -> int:
         with self.engine.connect() as conn:
