@@ -420,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except (RuntimeError, TimeoutError) as exc:
-        print(f"scale: {exc}", file=sys.stderr)
+    except (RuntimeError, TimeoutError, OSError, subprocess.SubprocessError) as exc:
+        # The run broke (a service did not answer, a worker did not start, nothing settled):
+        # no figure to judge. Everything started was stopped on the way out.
+        detail = f" {exc.stderr!r}" if isinstance(exc, subprocess.CalledProcessError) else ""
+        print(f"scale: the run broke: {type(exc).__name__}: {exc}{detail}", file=sys.stderr)
         sys.exit(2)
