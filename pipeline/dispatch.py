@@ -32,7 +32,7 @@ def full_batches(store: Store) -> Dispatch:
     counts = store.outbox.pending_counts()
     pending = counts.get("upsert", (0, None))[0]
     while pending >= BATCH_SIZE:
-        batch_id = store.outbox.claim("upsert", BATCH_SIZE)
+        batch_id = store.outbox.claim("upsert", BATCH_SIZE, full=True)
         if batch_id is None:
             break  # the rest belong to orders already in flight
         out.upserts.append(batch_id)
@@ -46,8 +46,12 @@ def due_batches(store: Store, linger: float, now: float | None = None) -> Dispat
     now = time.time() if now is None else now
     out = Dispatch()
     store.outbox.reap()
-    while (batch_id := store.outbox.claim("upsert", BATCH_SIZE, older_than=now - linger)):
-        out.upserts.append(batch_id)
+    # Once the oldest order has lingered long enough, send it with up to 99 younger ones: a
+    # trickle then goes out in batches of ~100, not in the crumbs a strict age cut would leave.
+    oldest = store.outbox.pending_counts().get("upsert", (0, None))[1]
+    if oldest is not None and oldest <= now - linger:
+        while (batch_id := store.outbox.claim("upsert", BATCH_SIZE)):
+            out.upserts.append(batch_id)
     for kind in ("delete", "patch"):
         wait = max(linger, PATCH_HOLD) if kind == "patch" else linger
         for _ in range(SINGLES_PER_FLUSH):

@@ -145,9 +145,12 @@ class OutboxStore:
 
     # -- claiming batches -----------------------------------------------------------------------
 
-    def claim(self, kind: str, limit: int, *, older_than: float | None = None) -> str | None:
+    def claim(self, kind: str, limit: int, *, older_than: float | None = None,
+              full: bool = False) -> str | None:
         """Claim up to `limit` pending rows of `kind` (oldest first) into a new batch, skipping
-        orders that are already in flight. Returns the batch id, or None if nothing was ready."""
+        orders that are already in flight. With `full`, only exactly `limit` rows or nothing
+        (so racing dispatchers never split a batch into a full one and crumbs). Returns the
+        batch id, or None if nothing was ready."""
         other = aliased(outbox)
         # A patch or delete also waits for a posted upsert to be confirmed: deleting an order
         # whose confirmation is still pending would make that confirmation fail.
@@ -165,7 +168,7 @@ class OutboxStore:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             ids = list(conn.execute(query).scalars())
-            if not ids:
+            if not ids or (full and len(ids) < limit):
                 return None
             conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
                 state="inflight", batch_id=batch_id, lease_until=time.time() + LEASE))
@@ -221,11 +224,18 @@ class OutboxStore:
         return new_ids
 
     def mark_posted(self, batch_id: str, ids: Mapping[OrderKey, int]) -> None:
+        """The API accepted the batch: remember Sendcloud's ids, wait for confirmation."""
+        lease = time.time() + LEASE
         with transaction(self.engine) as conn:
-            for row in self._batch_rows(conn, batch_id):
-                conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-                    state="posted", sendcloud_id=ids.get(row.key, row.sendcloud_id),
-                    lease_until=time.time() + LEASE))
+            rows = conn.execute(select(outbox.c.id, outbox.c.integration_id, outbox.c.order_id,
+                                       outbox.c.sendcloud_id)
+                                .where(outbox.c.batch_id == batch_id)).all()
+            if not rows:
+                return
+            conn.execute(update(outbox).where(outbox.c.id == bindparam("row_id")).values(
+                state="posted", sendcloud_id=bindparam("sc_id"), lease_until=lease),
+                [{"row_id": r.id, "sc_id": ids.get((int(r.integration_id), r.order_id),
+                                                   r.sendcloud_id)} for r in rows])
 
     # -- endings ----------------------------------------------------------------------------------
 

@@ -135,10 +135,18 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(chunks)).scalar_one())
 
-    def staged_chunks(self) -> list[tuple[str, int]]:
-        """(chunk id, record count) of every chunk not yet batched."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(chunks.c.id, chunks.c.body)).all()
+    def staged_chunks(self, older_than: float | None = None) -> list[tuple[str, int]]:
+        """(chunk id, record count) of every chunk not yet batched (staged before
+        `older_than`, if given: those whose chain of messages is presumed lost). Their clocks
+        restart, so a chunk is started again at most once per period."""
+        query = select(chunks.c.id, chunks.c.body)
+        if older_than is not None:
+            query = query.where(chunks.c.created_at < older_than)
+        with transaction(self.engine) as conn:
+            rows = conn.execute(query).all()
+            if older_than is not None and rows:
+                conn.execute(update(chunks).where(chunks.c.id.in_([r[0] for r in rows]))
+                             .values(created_at=time.time()))
         return [(chunk_id, len(loads(body))) for chunk_id, body in rows]
 
     # -- dead letters ---------------------------------------------------------------------------

@@ -11,21 +11,29 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 from celery.signals import worker_ready, worker_shutdown
 
 from tasks.context import services
 from tasks.flow import schedule_flush
+from tasks.producer import start_chunk
 
 log = logging.getLogger("ordersync")
 INTERVAL = 5.0
 _stop = threading.Event()
 
 
+STALE_CHUNK = 120.0  # seconds a chunk may sit in ingestion before its chain is presumed lost
+
+
 def look_once() -> bool:
-    """Schedule a flush if rows are unsettled. True when one was needed."""
+    """Restart ingestion of chunks stuck for long (their messages were lost) and schedule a
+    flush if rows are unsettled. True when a flush was needed."""
     store = services().store
+    for chunk_id, count in store.staged_chunks(older_than=time.time() - STALE_CHUNK):
+        start_chunk(chunk_id, count)  # stages are compare-and-set: a twin chain is harmless
     if store.alerts().get("stopped") or store.outbox.unsettled() == 0:
         return False
     schedule_flush()
