@@ -98,7 +98,7 @@ def insert_for(conn: Connection) -> Any:
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
 
 
 def loads(value: str) -> Any:

@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from pipeline.errors import RecordRejected
+from pipeline.errors import FieldError, RecordRejected
 from pipeline.records import Operation, parse_record, validate_operation
 from pipeline.store import Store
 
@@ -30,6 +30,9 @@ def normalize_chunk(store: Store, chunk_id: str, *, now: datetime | None = None,
             ops.append(parse_record(record, now=now, source_tz=source_tz).to_message())
         except RecordRejected as rejected:
             rejects.append((record, rejected))
+        except Exception as exc:  # a bug must cost one record, not the chunk: keep it, say why
+            rejects.append((record, RecordRejected(f"cannot be read: {type(exc).__name__}",
+                                                   [FieldError("", str(exc)[:200])])))
     store.advance_chunk(chunk_id, "normalized", ops, rejects, came_from="raw")
     return len(rejects)
 
@@ -47,6 +50,10 @@ def validate_chunk(store: Store, chunk_id: str) -> int:
             valid.append(validate_operation(op).to_message())
         except RecordRejected as rejected:
             rejects.append((_as_record(op), rejected))
+        except Exception as exc:  # as in normalize: one record, not the chunk
+            rejects.append((_as_record(op), RecordRejected(
+                f"cannot be validated: {type(exc).__name__}", [FieldError("", str(exc)[:200])],
+                key=op.key)))
     store.advance_chunk(chunk_id, "validated", valid, rejects, came_from="normalized")
     return len(rejects)
 

@@ -162,6 +162,8 @@ def _as_decimal(value: Any) -> Decimal | None:
     if not isinstance(value, str):
         return None
     text = value.strip()
+    if len(text) > 64:
+        raise Unreadable(f"{text[:20]!r}… ({len(text)} characters) is too long for a number")
     if _PLAIN_DECIMAL.fullmatch(text):
         return Decimal(text)
     if "," in text:
@@ -212,6 +214,15 @@ _DIGITS = re.compile(r"[+-]?\d+(?:\.\d+)?")
 def parse_timestamp(value: Any, *, source_tz: tzinfo = UTC) -> datetime:
     """An aware datetime for an ISO 8601 string, an epoch number or digit string, or a datetime.
     Offsets are kept; naive values are read in `source_tz`. Raises Unreadable."""
+    try:
+        moment = _parse_timestamp(value, source_tz)
+        moment.astimezone(UTC)  # 0001-01-01T00:00+14:00 has no UTC instant
+    except OverflowError:
+        raise Unreadable(f"{value!r} is out of range") from None
+    return moment
+
+
+def _parse_timestamp(value: Any, source_tz: tzinfo) -> datetime:
     if isinstance(value, datetime):
         return value if value.utcoffset() is not None else _localize(value, source_tz)
     if isinstance(value, bool) or not isinstance(value, int | float | str):

@@ -26,7 +26,6 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    tuple_,
     update,
 )
 from sqlalchemy.orm import aliased
@@ -121,9 +120,9 @@ class OutboxStore:
     def _rows_by_key(self, conn: Connection, keys: Sequence[OrderKey],
                      lock: bool = False) -> dict[OrderKey, list[OutboxRow]]:
         out: dict[OrderKey, list[OutboxRow]] = {}
-        for part in _parts(keys):
-            query = select(outbox).where(tuple_(outbox.c.integration_id,
-                                                outbox.c.order_id).in_(part))
+        for integration_id, order_ids in _by_integration(keys):
+            query = select(outbox).where(outbox.c.integration_id == integration_id,
+                                         outbox.c.order_id.in_(order_ids))
             if lock:
                 query = query.with_for_update()
             for r in conn.execute(query).mappings():
@@ -370,16 +369,24 @@ def _ledger_known(entry: LedgerEntry) -> Known:
     return Known(kind, datetime.fromisoformat(entry.version), payload, payload_hash(payload))
 
 
-def _parts(keys: Sequence[OrderKey], size: int = 200) -> list[Sequence[OrderKey]]:
-    """Keys in slices, so no IN list outgrows a backend's limit on bound parameters."""
-    return [keys[i:i + size] for i in range(0, len(keys), size)]
+def _by_integration(keys: Sequence[OrderKey], size: int = 200) -> list[tuple[int, list[str]]]:
+    """Keys as (integration, ≤ `size` order ids) slices. Not `(integration_id, order_id) IN
+    (…)`: SQLite answers a row-value IN list with a scan of the whole table, while
+    `integration_id = ? AND order_id IN (…)` uses the key's index (and no IN list outgrows a
+    backend's limit on bound parameters)."""
+    grouped: dict[int, list[str]] = {}
+    for integration_id, order_id in keys:
+        grouped.setdefault(integration_id, []).append(order_id)
+    return [(integration_id, ids[i:i + size]) for integration_id, ids in grouped.items()
+            for i in range(0, len(ids), size)]
 
 
 def _ledger_entries(conn: Connection, keys: Sequence[OrderKey]) -> dict[OrderKey, LedgerEntry]:
     out: dict[OrderKey, LedgerEntry] = {}
-    for part in _parts(keys):
+    for integration_id, order_ids in _by_integration(keys):
         result = conn.execute(select(ledger).where(
-            tuple_(ledger.c.integration_id, ledger.c.order_id).in_(part))).mappings()
+            ledger.c.integration_id == integration_id,
+            ledger.c.order_id.in_(order_ids))).mappings()
         for r in result:
             out[(int(r["integration_id"]), r["order_id"])] = _ledger_row(r)
     return out

@@ -140,7 +140,7 @@ def _integration_id(value: Any, pointer: str) -> tuple[int | None, list[FieldErr
         number = to_integer(value)
     except Unreadable as exc:
         return None, [FieldError(pointer, str(exc))]
-    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number < 2**63:
         return None, [FieldError(pointer, f"{value!r} is not an integration id (an integer ≥ 1)")]
     return number, []
 
@@ -152,6 +152,9 @@ def _order_id(value: Any, pointer: str) -> tuple[str | None, list[FieldError]]:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         return None, [FieldError(pointer, f"{value!r} is not an order id (a non-empty string)")]
+    if len(value.strip()) > 255 or any(ord(c) < 32 for c in value):
+        return None, [FieldError(pointer, "an order id has at most 255 characters and no "
+                                          "control characters")]
     return value.strip(), []
 
 
@@ -182,6 +185,9 @@ def parse_record(record: Any, *, now: datetime, source_tz: tzinfo = UTC) -> Oper
     if not isinstance(record, Mapping):
         detail = f"a record must be a JSON object, not {type(record).__name__}"
         raise RecordRejected(detail, [FieldError("", detail)])
+    problem = _unsendable(record)
+    if problem is not None:
+        raise RecordRejected(f"{problem[0] or '/'}: {problem[1]}", [FieldError(*problem)])
     if "op" not in record:  # a bare v3 order
         return _upsert(record, source_tz)
     kind = _kind(record["op"])
@@ -318,3 +324,37 @@ def _key_problems(key: OrderKey) -> list[FieldError]:
     if not isinstance(key[1], str) or not key[1].strip():
         errors.append(FieldError(_ORDER_ID_POINTER, "Order id must be a non-empty string."))
     return errors
+
+
+MAX_DEPTH = 64
+
+
+def _unsendable(record: Any) -> tuple[str, str] | None:
+    """(pointer, detail) of the first value no JSON API can take: nesting deeper than
+    MAX_DEPTH, a string with a lone surrogate (not Unicode), NaN or an infinity. Iterative, so
+    any depth is safe."""
+    import math
+
+    stack: list[tuple[Any, str, int]] = [(record, "", 0)]
+    while stack:
+        value, pointer, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return pointer, f"nested deeper than {MAX_DEPTH} levels"
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return pointer, "text with a lone surrogate is not valid Unicode"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return pointer, f"{value!r} is not a finite number"
+        elif isinstance(value, Mapping):
+            for k, v in value.items():
+                if isinstance(k, str):
+                    try:
+                        k.encode("utf-8")
+                    except UnicodeEncodeError:
+                        return pointer, "a key with a lone surrogate is not valid Unicode"
+                stack.append((v, f"{pointer}/{k}", depth + 1))
+        elif isinstance(value, list | tuple):
+            stack.extend((v, f"{pointer}/{i}", depth + 1) for i, v in enumerate(value))
+    return None

@@ -70,6 +70,9 @@ def _parse_line(line: bytes, name: str, number: int) -> Any:
     except json.JSONDecodeError as exc:
         raise SourceError(f"{name} line {number}: bad JSON ({exc.msg} at column {exc.colno}); "
                           "each line must be one JSON object") from None
+    except (ValueError, RecursionError) as exc:  # 4300+ digit numbers, very deep nesting
+        raise SourceError(f"{name} line {number}: cannot be read ({type(exc).__name__}: "
+                          f"{str(exc)[:80]})") from None
 
 
 def _load_array(path: Path, name: str) -> list[Any]:
