@@ -48,9 +48,13 @@ def due_batches(store: Store, linger: float, now: float | None = None) -> Dispat
     store.outbox.reap()
     # Once the oldest order has lingered long enough, send it with up to 99 younger ones: a
     # trickle then goes out in batches of ~100, not in the crumbs a strict age cut would leave.
+    # After that one partial batch, only full ones: orders that arrived meanwhile wait for the
+    # next flush rather than leave as crumbs.
     oldest = store.outbox.pending_counts().get("upsert", (0, None))[1]
     if oldest is not None and oldest <= now - linger:
-        while (batch_id := store.outbox.claim("upsert", BATCH_SIZE)):
+        first = store.outbox.claim("upsert", BATCH_SIZE)
+        out.upserts += [first] if first else []
+        while (batch_id := store.outbox.claim("upsert", BATCH_SIZE, full=True)):
             out.upserts.append(batch_id)
     for kind in ("delete", "patch"):
         wait = max(linger, PATCH_HOLD) if kind == "patch" else linger
