@@ -231,3 +231,24 @@ class Figure:
 def dump_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
+
+
+def run_driver(script: Path, env: dict[str, str], spec: dict[str, Any],
+               tmp: Path) -> dict[str, Any]:
+    """Run `script --_drive SPEC` (the producer side of a bench) in its own process group and
+    return the JSON dict it prints last; its stderr is kept in `tmp` when it fails."""
+    spec_path = tmp / f"drive-{time.monotonic_ns()}.json"
+    spec_path.write_text(json.dumps(spec))
+    proc = subprocess.Popen([sys.executable, str(script), "--_drive", str(spec_path)], env=env,
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=float(spec["timeout"]) * len(spec["phases"]) + 60)
+    finally:
+        stop_process_group(proc, grace=5)
+    if proc.returncode != 0:
+        (tmp / "driver-error.txt").write_text(err)
+        last = err.strip().splitlines()[-1] if err.strip() else "no output"
+        raise RuntimeError(f"driver failed (exit {proc.returncode}): {last}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result

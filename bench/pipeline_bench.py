@@ -72,6 +72,7 @@ from bench._common import (
     rabbit_vhost,
     stop_process_group,
 )
+from bench._common import run_driver as _common_run_driver
 from emulator.testing import running_emulator
 from pipeline.sample import SampleSpec, generate
 
@@ -270,22 +271,7 @@ def wait_settled(store: Any, sids: Sequence[str], timeout: float) -> None:
 
 
 def run_driver(env: dict[str, str], spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    spec_path = tmp / f"drive-{time.monotonic_ns()}.json"
-    spec_path.write_text(json.dumps(spec))
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_drive",
-                             str(spec_path)], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=float(spec["timeout"]) * len(spec["phases"]) + 60)
-    finally:
-        stop_process_group(proc, grace=5)
-    if proc.returncode != 0:
-        last = err.strip().splitlines()[-1] if err.strip() else "no output"
-        (tmp / "driver-error.txt").write_text(err)
-        raise RuntimeError(f"driver failed (exit {proc.returncode}): {last}")
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return _common_run_driver(Path(__file__).resolve(), env, spec, tmp)
 
 
 def post_sizes(api_url: str, seed: int) -> list[int]:

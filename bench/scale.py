@@ -49,7 +49,6 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench._common import (
-    REPO,
     base_env,
     celery_workers,
     delta,
@@ -58,8 +57,8 @@ from bench._common import (
     machine,
     pg_database,
     rabbit_vhost,
-    stop_process_group,
 )
+from bench._common import run_driver as _common_run_driver
 from emulator.testing import running_emulator
 from pipeline.sample import SampleSpec, generate
 
@@ -129,20 +128,7 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_driver(env: dict[str, str], spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
-    spec_path = tmp / f"drive-{time.monotonic_ns()}.json"
-    spec_path.write_text(json.dumps(spec))
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--_drive",
-                             str(spec_path)], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=float(spec["timeout"]) * len(spec["phases"]) + 60)
-    finally:
-        stop_process_group(proc, grace=5)
-    if proc.returncode != 0:
-        raise RuntimeError(f"producer failed (exit {proc.returncode}):\n{err[-4000:]}")
-    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return _common_run_driver(Path(__file__).resolve(), env, spec, tmp)
 
 
 # -- measuring -----------------------------------------------------------------------------------
