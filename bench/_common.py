@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,6 +67,24 @@ def cpu_clock() -> tuple[float, float]:
     tick = os.sysconf("SC_CLK_TCK")
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def cpu_by_role(workers: list[int]) -> dict[str, float]:
+    """CPU seconds so far of every process on the machine, by what it is: the given worker
+    processes, PostgreSQL, RabbitMQ, emulators, producer drivers (`--_drive`), the rest."""
+    out = dict.fromkeys(("workers", "postgres", "rabbitmq", "emulator", "producer", "other"), 0.0)
+    for proc in psutil.process_iter(["pid", "name", "cmdline", "cpu_times"]):
+        info = proc.info
+        times = info.get("cpu_times")
+        if times is None:
+            continue
+        line = " ".join(info.get("cmdline") or [info.get("name") or ""])
+        role = ("workers" if info["pid"] in workers else "postgres" if "postgres" in line
+                else "rabbitmq" if "beam" in line or "rabbit" in line
+                else "emulator" if "emulator" in line else "producer" if "--_drive" in line
+                else "other")
+        out[role] += times.user + times.system
+    return out
 
 
 # -- services ------------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ from bench._common import (
     base_env,
     broker_outages,
     celery_workers,
+    cpu_by_role,
     cpu_clock,
     cpu_seconds,
     delta,
@@ -361,10 +362,11 @@ def throughput(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
         timeout = sizes.settle_timeout
         run_driver(env, {"timeout": timeout, "phases": [
             {"name": "warmup", "records": str(files["warmup"])}]}, tmp)
-        cpu0, (busy0, all0) = cpu_seconds(pids), cpu_clock()
+        cpu0, (busy0, all0), roles0 = cpu_seconds(pids), cpu_clock(), cpu_by_role(pids)
         dist = run_driver(env, {"timeout": timeout, "phases": [
             {"name": "dist", "records": str(files["dist"])}]}, tmp)["phases"][0]
         cpu, (busy1, all1) = cpu_seconds(pids) - cpu0, cpu_clock()
+        roles = {k: v - roles0[k] for k, v in cpu_by_role(pids).items()}
         seconds = dist["end"] - dist["start"]
         busy = 100 * (busy1 - busy0) / (all1 - all0)
         out["distributed"] = {**dist, "seconds": seconds, "orders_per_s": n / seconds,
@@ -376,6 +378,8 @@ def throughput(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
             f" s; {dist['POST_ok']} POSTs, {dist['GET']} GETs; workers used {cpu:.1f} CPU-s = "
             f"{1000 * cpu / n:.2f} ms per order; all cores {busy:.0f} % busy meanwhile, "
             "driver start-up included)")
+        out["cpu_floor"] = cpu_floor(roles, n, out["naive"]["orders_per_s"])
+        log("  " + out["cpu_floor"]["line"])
 
         before = emulator_stats(url)
         wall, summary = run_cli_sync(env, files["dist_cli"], timeout)
@@ -418,6 +422,22 @@ def throughput(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:
     log(f"  embedded `ordersync sync` wall: {wall:.2f} s → {n / wall:.0f} orders/s "
         f"(the command used {cpu:.1f} CPU-s = {1000 * cpu / n:.2f} ms per order)")
     return out
+
+
+def cpu_floor(roles: dict[str, float], orders: int, naive_per_s: float) -> dict[str, Any]:
+    """What (a) costs the whole machine per order, by process, against what 2× the naive loop
+    would allow: every core busy 100 % of the time for `2 × naive` orders a second."""
+    cores = os.cpu_count() or 1
+    per_order = {role: 1000 * seconds / orders for role, seconds in roles.items()}
+    total = sum(per_order.values())
+    allowed = 1000 * cores / (2 * naive_per_s)
+    parts = ", ".join(f"{role} {ms:.2f}" for role, ms in per_order.items() if ms >= 0.005)
+    line = (f"CPU per order, whole machine: {total:.2f} ms ({parts}); 2x the naive loop on "
+            f"{cores} cores allows at most {allowed:.2f} ms (all cores 100 % busy) → "
+            f"{'within' if total <= allowed else 'over'} that ceiling, so at best "
+            f"{1000 * cores / total / naive_per_s:.2f}x with these costs")
+    return {"ms_per_order": per_order, "total_ms": total, "allowed_ms": allowed,
+            "best_ratio": 1000 * cores / total / naive_per_s if total else 0.0, "line": line}
 
 
 def write_budget(sizes: Sizes, tmp: Path, log: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, update
 
-from pipeline.db import dumps
+from pipeline.codec import exact_dumps
 from pipeline.errors import FieldError
 from pipeline.tables import dead_letters, submissions
 
@@ -31,6 +31,6 @@ def insert_dead_letter(conn: Connection, sid: str | None, key: tuple[int, str] |
     now = time.time()
     conn.execute(dead_letters.insert().values(
         submission_id=sid, integration_id=key[0] if key else None,
-        order_id=key[1] if key else None, record=dumps(record), reason=reason,
-        errors=dumps([e.as_dict() for e in errors]), attempts=attempts,
+        order_id=key[1] if key else None, record=exact_dumps(record), reason=reason,
+        errors=exact_dumps([e.as_dict() for e in errors]), attempts=attempts,
         first_seen=now, last_seen=now))

@@ -3,7 +3,6 @@ processes) or PostgreSQL (row locks, advisory locks per order key)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,14 +94,6 @@ def insert_for(conn: Connection) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert
     return sqlite.insert
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
-
-
-def loads(value: str) -> Any:
-    return json.loads(value)
 
 
 def _safe(url: str) -> str:

@@ -31,7 +31,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from pipeline.accounting import bump_outcomes, insert_dead_letter
-from pipeline.db import dumps, loads, lock_keys, transaction
+from pipeline.codec import dumps, loads
+from pipeline.db import lock_keys, transaction
 from pipeline.errors import FieldError, RecordRejected
 from pipeline.outbox import Known, Parts, Ref, Verdict, decide
 from pipeline.patching import apply_patch, payload_hash

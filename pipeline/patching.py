@@ -15,10 +15,10 @@ Semantics, from the spec's partial-update description:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline.codec import canonical
 from pipeline.errors import FieldError, RecordRejected
 from pipeline.normalize import clone_json
 
@@ -40,9 +40,7 @@ def apply_patch(order: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[st
 def payload_hash(order: Mapping[str, Any]) -> str:
     """sha256 of the canonical JSON (sorted keys, no whitespace): equal orders, equal hashes,
     whatever the key order. Used to skip sending an order that has not changed."""
-    text = json.dumps(order, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(canonical(order)).hexdigest()
 
 
 def _check_identity(order: Mapping[str, Any], changes: Mapping[str, Any]) -> None:

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any, Literal, get_args
 
+from pipeline.codec import dumps, loads
 from pipeline.errors import FieldError, RecordRejected
 from pipeline.normalize import (
     Unreadable,
-    clone_json,
     normalize_changes,
     normalize_order,
     parse_timestamp,
@@ -69,20 +69,22 @@ class Operation:
         # One representation per instant, so messages and comparisons are stable.
         object.__setattr__(self, "version", self.version.astimezone(UTC))
 
-    def to_message(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (for brokers and the outbox)."""
+    def to_message(self, *, copy: bool = True) -> dict[str, Any]:
+        """A JSON-serialisable dict (for brokers and the outbox). `copy=False` shares the
+        payload: for a caller that serialises the message at once (the ingest stages)."""
         return {
             "kind": self.kind,
             "integration_id": self.key[0],
             "order_id": self.key[1],
             "version": self.version.isoformat(),
-            "payload": clone_json(self.payload),
+            "payload": _copy(self.payload) if copy else self.payload,
             "explicit_version": self.explicit_version,
         }
 
     @classmethod
-    def from_message(cls, data: Mapping[str, Any]) -> Operation:
-        """The exact inverse of `to_message`. Raises ValueError for anything else."""
+    def from_message(cls, data: Mapping[str, Any], *, copy: bool = True) -> Operation:
+        """The exact inverse of `to_message`. Raises ValueError for anything else. `copy=False`
+        takes the message's payload as it is: for a message nothing else holds."""
         try:
             kind, integration_id, order_id = data["kind"], data["integration_id"], data["order_id"]
             version = datetime.fromisoformat(data["version"])
@@ -94,7 +96,15 @@ class Operation:
         if isinstance(integration_id, bool) or not isinstance(integration_id, int) \
                 or not isinstance(order_id, str):
             raise ValueError("not an operation message: bad key")
-        return cls(kind, (integration_id, order_id), version, clone_json(payload), explicit)
+        return cls(kind, (integration_id, order_id), version,
+                   _copy(payload) if copy else dict(payload), explicit)
+
+
+def _copy(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy through orjson, several times cheaper than walking it in Python; payloads of
+    operations are JSON already (parse_record rejects NaN and the like first)."""
+    copied: dict[str, Any] = loads(dumps(payload))
+    return copied
 
 
 # --- Identity and version of an order ------------------------------------------------------------

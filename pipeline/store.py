@@ -17,7 +17,8 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from pipeline.accounting import bump_outcomes, insert_dead_letter
-from pipeline.db import dumps, insert_for, loads, make_engine, transaction
+from pipeline.codec import dumps, exact_dumps, exact_loads, loads
+from pipeline.db import insert_for, make_engine, transaction
 from pipeline.outbox_store import OutboxStore
 from pipeline.tables import alerts, chunks, counters, dead_letters, meta, outbox, submissions
 
@@ -95,8 +96,9 @@ class Store:
         """Records handed over by a producer, written before any message names them."""
         chunk_id = uuid.uuid4().hex
         with transaction(self.engine) as conn:
-            conn.execute(chunks.insert().values(id=chunk_id, submission_id=sid, stage="raw",
-                                                body=dumps(list(records)), created_at=time.time()))
+            conn.execute(chunks.insert().values(
+                id=chunk_id, submission_id=sid, stage="raw", body=exact_dumps(list(records)),
+                created_at=time.time()))
             conn.execute(update(submissions).where(submissions.c.id == sid)
                          .values(records=submissions.c.records + len(records)))
         return chunk_id
@@ -107,7 +109,9 @@ class Store:
             row = conn.execute(select(chunks).where(chunks.c.id == chunk_id)).mappings().first()
         if row is None:
             return None
-        return row["submission_id"], row["stage"], loads(row["body"])
+        # Raw records are kept exactly as the producer sent them; later stages are our own.
+        body = exact_loads(row["body"]) if row["stage"] == "raw" else loads(row["body"])
+        return row["submission_id"], row["stage"], body
 
     def advance_chunk(self, chunk_id: str, stage: str, items: Sequence[Any],
                       rejects: Iterable[tuple[Any, Any]] = (), *, came_from: str) -> bool:
@@ -147,7 +151,7 @@ class Store:
             if older_than is not None and rows:
                 conn.execute(update(chunks).where(chunks.c.id.in_([r[0] for r in rows]))
                              .values(created_at=time.time()))
-        return [(chunk_id, len(loads(body))) for chunk_id, body in rows]
+        return [(chunk_id, len(exact_loads(body))) for chunk_id, body in rows]
 
     # -- dead letters ---------------------------------------------------------------------------
 
@@ -246,6 +250,6 @@ class Store:
 def _dead_letter(row: Any) -> DeadLetter:
     return DeadLetter(
         id=row["id"], submission_id=row["submission_id"], integration_id=row["integration_id"],
-        order_id=row["order_id"], record=loads(row["record"]), reason=row["reason"],
-        errors=loads(row["errors"]), attempts=row["attempts"], first_seen=row["first_seen"],
+        order_id=row["order_id"], record=exact_loads(row["record"]), reason=row["reason"],
+        errors=exact_loads(row["errors"]), attempts=row["attempts"], first_seen=row["first_seen"],
         last_seen=row["last_seen"], replayed_at=row["replayed_at"])

@@ -168,7 +168,7 @@ def test_flower_shows_every_step_without_customer_data(tmp_path: Path, database:
     path = write_jsonl(tmp_path / "orders.jsonl", records)
     with emulator("--no-rate-limit", "--faults", "conflict=0.3", "--seed", "5") as url, \
             cluster(url, tmp_path, database) as c:
-        c.start_worker()
+        c.start_worker("-E")  # README "Flower": events from the first task
         # The documented way (README "Flower", docker-compose): FLOWER_BASIC_AUTH.
         with running_flower(c, env={"FLOWER_BASIC_AUTH": f"{USER}:{PASSWORD}"}) as flower:
             code, summary = c.sync(path)
@@ -272,7 +272,7 @@ def test_flower_tasks_page_screenshot(tmp_path: Path, database: str) -> None:
     flower_args = (f"--basic-auth={USER}:{PASSWORD}",
                    "--tasks-columns=name,state,args,result,received,runtime,worker")
     with emulator("--no-rate-limit") as url, cluster(url, tmp_path, database) as c:
-        c.start_worker()
+        c.start_worker("-E")
         with running_flower(c, *flower_args) as flower:
             c.sync(path)
             settled_tasks(flower)

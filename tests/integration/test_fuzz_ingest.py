@@ -34,7 +34,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from pipeline import ingest
-from pipeline.db import dumps, loads
+from pipeline.codec import dumps, loads
 from pipeline.errors import RecordRejected
 from pipeline.records import Operation, parse_record, validate_operation
 from pipeline.sample import SampleSpec, generate
