@@ -12,7 +12,7 @@
     writes (target ≤ 1), from the emulator's `writes` timeline.
 (c) GETs per confirmed batch: emulator GETs during a run (minus the CLI's one pre-flight GET)
     per successful POST. Target ≤ 2.
-(d) trickle: one order per `submit([record])` call at ≥ 100 calls/s for ~10 s (16 producer
+(d) trickle: one order per `submit([record])` call at ≥ 100 calls/s for ~30 s (16 producer
     threads share one schedule, like a shop's request handlers); orders per POST. Target ≥ 90.
 
 Default cluster: 2 worker processes `--pool=threads --concurrency=8` (`--workers`,
@@ -112,7 +112,7 @@ def sizes_from(args: argparse.Namespace) -> Sizes:
                      budget_orders=150, budget_window=8.0, settle_timeout=60.0)
     return Sizes(orders=args.orders or 3000, warmup=200, workers=args.workers,
                  concurrency=args.concurrency, embedded_concurrency=args.concurrency,
-                 trickle_rate=args.trickle_rate, trickle_seconds=10.0, producers=args.producers,
+                 trickle_rate=args.trickle_rate, trickle_seconds=30.0, producers=args.producers,
                  budget_orders=1000, budget_window=60.0, settle_timeout=300.0)
 
 
@@ -161,6 +161,8 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
         items = read_records(Path(phase["records"]))
         before = emulator_stats(api_url)
         rate = phase.get("rate")
+        if rate:
+            warm_producers(int(phase["producers"]))
         start = time.time()
         latencies: list[float] = []
         starts: list[float] = []
@@ -193,6 +195,28 @@ def drive(spec: dict[str, Any]) -> dict[str, Any]:
             "calls_per_s": (len(starts) - 1) / (max(starts) - min(starts))
             if len(starts) > 1 else 0.0})
     return out
+
+
+def warm_producers(threads: int) -> None:
+    """A shop's request handlers are warm: open the store and broker connections `threads`
+    callers will hold at once before the clock starts (a cold start costs seconds here)."""
+    from tasks.app import app
+    from tasks.context import services
+
+    store = services().store
+    barrier = threading.Barrier(threads)
+
+    def warm() -> None:
+        with store.engine.connect():
+            barrier.wait(timeout=60)  # every store connection open at the same time
+        with app.producer_or_acquire() as producer:  # the broker pool: at most its limit
+            producer.connection.ensure_connection(max_retries=3)
+
+    workers = [threading.Thread(target=warm) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
 
 
 def trickle(submit: Any, items: Sequence[dict[str, Any]], start: float, rate: float,

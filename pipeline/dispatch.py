@@ -37,7 +37,8 @@ def full_batches(store: Store) -> Dispatch:
             break  # the rest belong to orders already in flight
         out.upserts.append(batch_id)
         pending -= BATCH_SIZE
-    out.remaining = any(n for n, _ in store.outbox.pending_counts().values())
+    # From the same counts: rows enqueued meanwhile are their own batch task's to dispatch.
+    out.remaining = pending > 0 or any(n for kind, (n, _) in counts.items() if kind != "upsert")
     return out
 
 

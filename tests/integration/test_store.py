@@ -126,3 +126,30 @@ def test_concurrent_claims_never_share_a_row(store: Store) -> None:
         t.join()
     keys: list[Any] = [r.key for b in claimed for r in store.outbox.rows(b)]
     assert len(keys) == 300 == len(set(keys))
+
+
+def test_a_pooled_connection_killed_while_idle_is_replaced(
+        database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ping per checkout (pipeline.db.IDLE_PING): a connection the server dropped while it
+    sat idle in the pool (a PostgreSQL restart, an idle timeout) is still never handed out."""
+    import time
+
+    import psycopg
+    from sqlalchemy import text
+
+    import pipeline.db
+
+    monkeypatch.setattr(pipeline.db, "IDLE_PING", 0.05)
+    store = Store(database)
+    try:
+        with store.engine.connect() as one, store.engine.connect() as two:  # both pooled
+            pids = [c.execute(text("SELECT pg_backend_pid()")).scalar_one() for c in (one, two)]
+        with psycopg.connect(database.replace("postgresql+psycopg", "postgresql"),
+                             autocommit=True) as killer:
+            for pid in pids:
+                killer.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        time.sleep(0.2)
+        assert store.alerts() == {}
+        assert store.alerts() == {}
+    finally:
+        store.close()
