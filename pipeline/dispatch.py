@@ -53,7 +53,7 @@ def due_batches(store: Store, linger: float, now: float | None = None) -> Dispat
     # next flush rather than leave as crumbs.
     oldest = store.outbox.pending_counts().get("upsert", (0, None))[1]
     if oldest is not None and oldest <= now - linger:
-        first = store.outbox.claim("upsert", BATCH_SIZE)
+        first = store.outbox.claim("upsert", BATCH_SIZE, due_by=now - linger)
         out.upserts += [first] if first else []
         while (batch_id := store.outbox.claim("upsert", BATCH_SIZE, full=True)):
             out.upserts.append(batch_id)

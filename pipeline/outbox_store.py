@@ -146,11 +146,13 @@ class OutboxStore:
     # -- claiming batches -----------------------------------------------------------------------
 
     def claim(self, kind: str, limit: int, *, older_than: float | None = None,
-              full: bool = False) -> str | None:
+              full: bool = False, due_by: float | None = None) -> str | None:
         """Claim up to `limit` pending rows of `kind` (oldest first) into a new batch, skipping
         orders that are already in flight. With `full`, only exactly `limit` rows or nothing
-        (so racing dispatchers never split a batch into a full one and crumbs). Returns the
-        batch id, or None if nothing was ready."""
+        (so racing dispatchers never split a batch into a full one and crumbs). With `due_by`,
+        nothing unless the oldest row claimed was enqueued by then: a flush that saw an old
+        row must not take the young crumbs a racing full claim left behind. Returns the batch
+        id, or None if nothing was ready."""
         other = aliased(outbox)
         # A patch or delete also waits for a posted upsert to be confirmed: deleting an order
         # whose confirmation is still pending would make that confirmation fail.
@@ -158,8 +160,8 @@ class OutboxStore:
         busy = exists().where(and_(other.c.integration_id == outbox.c.integration_id,
                                    other.c.order_id == outbox.c.order_id,
                                    other.c.state.in_(busy_states)))
-        query = (select(outbox.c.id).where(outbox.c.state == "pending", outbox.c.kind == kind,
-                                           ~busy)
+        query = (select(outbox.c.id, outbox.c.enqueued_at)
+                 .where(outbox.c.state == "pending", outbox.c.kind == kind, ~busy)
                  .order_by(outbox.c.enqueued_at, outbox.c.id).limit(limit))
         if older_than is not None:
             query = query.where(outbox.c.enqueued_at <= older_than)
@@ -167,9 +169,11 @@ class OutboxStore:
         with transaction(self.engine) as conn:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            ids = list(conn.execute(query).scalars())
-            if not ids or (full and len(ids) < limit):
+            rows = conn.execute(query).all()
+            if not rows or (full and len(rows) < limit) \
+                    or (due_by is not None and rows[0].enqueued_at > due_by):
                 return None
+            ids = [row.id for row in rows]
             conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(
                 state="inflight", batch_id=batch_id, lease_until=time.time() + LEASE))
         return batch_id

@@ -59,6 +59,25 @@ def test_an_order_in_flight_is_not_claimed_twice(store: Store) -> None:
     assert second is not None  # posted is not in flight: the newer version may go
 
 
+def test_a_due_claim_takes_nothing_once_the_old_rows_are_gone(store: Store) -> None:
+    """The flush saw an old row; a racing full claim took it. What is left is young: the
+    flush's partial claim must not send it as a crumb (`due_by`)."""
+    import time
+
+    sid = store.open_submission()
+    store.outbox.enqueue(sid, [upsert(1), upsert(2)])
+    cutoff = time.time()
+    time.sleep(0.01)
+    store.outbox.enqueue(sid, [upsert(3)])
+    old = store.outbox.claim("upsert", 2)  # the racing claim, oldest first
+    assert old is not None
+    assert {r.key[1] for r in store.outbox.rows(old)} == {"A-1", "A-2"}
+    assert store.outbox.claim("upsert", 100, due_by=cutoff) is None
+    young = store.outbox.claim("upsert", 100, due_by=time.time())
+    assert young is not None
+    assert [r.key[1] for r in store.outbox.rows(young)] == ["A-3"]
+
+
 def test_settle_then_same_payload_is_unchanged(store: Store) -> None:
     sid = store.open_submission()
     store.outbox.enqueue(sid, [upsert(1)])
