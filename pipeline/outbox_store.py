@@ -32,7 +32,7 @@ from sqlalchemy.orm import aliased
 
 from pipeline.accounting import bump_outcomes, insert_dead_letter
 from pipeline.codec import dumps, loads
-from pipeline.db import lock_keys, transaction
+from pipeline.db import lock_keys, reader, transaction
 from pipeline.errors import FieldError, RecordRejected
 from pipeline.outbox import Known, Parts, Ref, Verdict, decide
 from pipeline.patching import apply_patch, payload_hash
@@ -86,6 +86,7 @@ def version_text(value: datetime) -> str:
 class OutboxStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.reader = reader(engine)  # single-statement reads
 
     # -- enqueue --------------------------------------------------------------------------------
 
@@ -140,7 +141,7 @@ class OutboxStore:
         return [_row(r) for r in conn.execute(query).mappings()]
 
     def ledger_entry(self, key: OrderKey) -> LedgerEntry | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return _ledger_entry(conn, key)
 
     # -- claiming batches -----------------------------------------------------------------------
@@ -180,19 +181,19 @@ class OutboxStore:
 
     def unsettled(self) -> int:
         """Rows not yet settled in any state: while there are some, flushes keep coming."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(outbox)).scalar_one())
 
     def pending_counts(self) -> dict[str, tuple[int, float | None]]:
         """kind → (pending rows, enqueue time of the oldest)."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(select(outbox.c.kind, func.count(), func.min(outbox.c.enqueued_at))
                                 .where(outbox.c.state == "pending")
                                 .group_by(outbox.c.kind)).all()
         return {kind: (int(n), oldest) for kind, n, oldest in rows}
 
     def rows(self, batch_id: str) -> list[OutboxRow]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             result = conn.execute(select(outbox).where(outbox.c.batch_id == batch_id)
                                   .order_by(outbox.c.id)).mappings()
             return [_row(r) for r in result]

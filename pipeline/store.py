@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 
 from pipeline.accounting import bump_outcomes, insert_dead_letter
 from pipeline.codec import dumps, exact_dumps, exact_loads, loads
-from pipeline.db import insert_for, make_engine, transaction
+from pipeline.db import insert_for, make_engine, reader, transaction
 from pipeline.outbox_store import OutboxStore
 from pipeline.tables import alerts, chunks, counters, dead_letters, meta, outbox, submissions
 
@@ -52,6 +52,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
+        self.reader = reader(self.engine)  # single-statement reads
         self.outbox = OutboxStore(self.engine)
 
     def close(self) -> None:
@@ -73,7 +74,7 @@ class Store:
             conn.execute(update(submissions).where(submissions.c.id == sid).values(closed=True))
 
     def submission(self, sid: str) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(submissions).where(submissions.c.id == sid)).mappings().one()
         return dict(row)
 
@@ -105,7 +106,7 @@ class Store:
 
     def read_chunk(self, chunk_id: str) -> tuple[str, str, list[Any]] | None:
         """(submission id, stage, items), or None when the chunk was already batched."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(chunks).where(chunks.c.id == chunk_id)).mappings().first()
         if row is None:
             return None
@@ -120,13 +121,12 @@ class Store:
         runs twice at once (redelivered while its first worker is still busy, e.g. across a
         broker restart), only one of them counts; the other changes nothing and gets False."""
         with transaction(self.engine) as conn:
-            moved = conn.execute(update(chunks).where(chunks.c.id == chunk_id,
-                                                      chunks.c.stage == came_from)
-                                 .values(stage=stage, body=dumps(list(items)))).rowcount
-            if not moved:
+            sid = conn.execute(update(chunks).where(chunks.c.id == chunk_id,
+                                                    chunks.c.stage == came_from)
+                               .values(stage=stage, body=dumps(list(items)))
+                               .returning(chunks.c.submission_id)).scalar()
+            if sid is None:
                 return False
-            sid = conn.execute(select(chunks.c.submission_id)
-                               .where(chunks.c.id == chunk_id)).scalar_one()
             tally: Counter[tuple[str, str]] = Counter()
             for record, rejected in rejects:
                 insert_dead_letter(conn, sid, getattr(rejected, "key", None), record,
@@ -136,7 +136,7 @@ class Store:
             return True
 
     def staged_count(self) -> int:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(chunks)).scalar_one())
 
     def staged_chunks(self, older_than: float | None = None) -> list[tuple[str, int]]:
@@ -164,11 +164,11 @@ class Store:
             query = query.where(dead_letters.c.replayed_at.is_(None))
         if limit is not None:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return [_dead_letter(row) for row in conn.execute(query).mappings()]
 
     def dead_letter(self, dl_id: int) -> DeadLetter | None:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(select(dead_letters)
                                .where(dead_letters.c.id == dl_id)).mappings().first()
         return _dead_letter(row) if row is not None else None
@@ -188,14 +188,14 @@ class Store:
                 index_elements=[counters.c.name], set_={"value": counters.c.value + n}))
 
     def counters(self) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return {r.name: int(r.value) for r in conn.execute(select(counters))}
 
     def status(self) -> dict[str, Any]:
         """Counts of orders by state, for `ordersync status`."""
         from pipeline.tables import ledger  # local: only the status view needs it
 
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             by_ledger: dict[str, int] = dict(conn.execute(select(ledger.c.state, func.count())
                                           .group_by(ledger.c.state)).all())
             by_outbox = conn.execute(select(outbox.c.state, outbox.c.kind, func.count())
@@ -235,7 +235,7 @@ class Store:
             conn.execute(alerts.insert().values(name=name, message=message, at=time.time()))
 
     def alerts(self) -> dict[str, str]:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return {r.name: r.message for r in conn.execute(select(alerts))}
 
     def clear_alert(self, name: str) -> None:
