@@ -40,3 +40,28 @@ def test_pipeline_bench_quick_reports_every_figure() -> None:
     assert report["machine"]["cores"] >= 1
     assert report["details"]["a"]["distributed"]["outcomes"]["confirmed"] == \
         report["sizes"]["orders"]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_stage_cost_reports_every_stage(store: str) -> None:
+    if store == "postgresql":
+        require_services()
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "stage_cost.py"), "--records",
+                           "100", "--store", store, "--json"], cwd=REPO, capture_output=True,
+                          text=True, timeout=110, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    for mode in ("bulk", "trickle"):
+        costs = report[mode]
+        assert {"normalize", "validate", "batch", "worker total"} <= set(costs), mode
+        assert all(ms > 0 for ms in costs.values()), costs
+    assert "dispatch check" in report["trickle"]
+
+
+def test_stage_cost_rejects_a_bad_argument_in_one_line() -> None:
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "stage_cost.py"), "--records",
+                           "5"], cwd=REPO, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and "--records" in done.stderr
