@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import (
@@ -53,8 +54,19 @@ class OutboxRow:
     sendcloud_id: int | None
     reposted: bool
     state: str
-    parts: Parts | None = None
+    parts_json: Any = None  # Parts.to_json() as stored; decoded on first use (`parts`)
     batch_id: str | None = None
+    # The payload as stored and its hash, when read from the store: settling writes them to
+    # the ledger as they are instead of encoding and hashing every order again.
+    payload_json: str = ""
+    digest: str = ""
+
+    @cached_property
+    def parts(self) -> Parts | None:
+        """Only enqueue and send need the parts; confirm does not decode them."""
+        if self.parts_json is None or isinstance(self.parts_json, Parts):
+            return self.parts_json
+        return Parts.from_json(loads(self.parts_json))
 
     def as_record(self) -> dict[str, Any]:
         """The row as a producer record (CONTRACT §1): what a dead letter keeps for replay."""
@@ -423,14 +435,13 @@ def _row(r: Any) -> OutboxRow:
         version=r["version"], payload=loads(r["payload"]),
         refs=[(sid, outcome) for sid, outcome in loads(r["refs"])], attempts=r["attempts"],
         throttled=r["throttled"] or 0, sendcloud_id=r["sendcloud_id"],
-        reposted=bool(r["reposted"]), state=r["state"],
-        parts=Parts.from_json(loads(r["parts"])) if r["parts"] else None,
-        batch_id=r["batch_id"])
+        reposted=bool(r["reposted"]), state=r["state"], parts_json=r["parts"] or None,
+        batch_id=r["batch_id"], payload_json=r["payload"], digest=r["payload_hash"])
 
 
 def _known(row: OutboxRow) -> Known:
-    return Known(row.kind, datetime.fromisoformat(row.version), row.payload, payload_hash(
-        row.payload), row.refs, row.parts)
+    return Known(row.kind, datetime.fromisoformat(row.version), row.payload,
+                 row.digest or payload_hash(row.payload), row.refs, row.parts)
 
 
 def _newest_known(rows: Sequence[OutboxRow]) -> Known | None:
@@ -528,15 +539,18 @@ def _ledger_values(entry: LedgerEntry | None, row: OutboxRow,
     """The ledger row after `row` settled, or None when a newer version is already there."""
     if entry is not None and entry.version > row.version:
         return None  # a newer version was confirmed first: never go backwards
+    text, digest = "", ""
     if row.kind == "delete":
-        state, payload = "deleted", None
+        state = "deleted"
     elif row.kind == "patch":
         state, payload = "confirmed", _patched(entry, row.payload)
+        if payload is not None:
+            text, digest = dumps(payload), payload_hash(payload)
     else:
-        state, payload = "confirmed", row.payload
+        state = "confirmed"
+        text = row.payload_json or dumps(row.payload)
+        digest = row.digest or payload_hash(row.payload)
     return dict(integration_id=row.key[0], order_id=row.key[1], state=state,
-                version=row.version, updated_at=time.time(),
-                payload=dumps(payload) if payload is not None else "",
-                payload_hash=payload_hash(payload) if payload is not None else "",
+                version=row.version, updated_at=time.time(), payload=text, payload_hash=digest,
                 sendcloud_id=sc_id if sc_id is not None else
                 (entry.sendcloud_id if entry else None))
