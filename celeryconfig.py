@@ -54,6 +54,10 @@ task_publish_retry = True
 task_publish_retry_policy = {"max_retries": 40, "interval_start": 0, "interval_step": 0.5,
                              "interval_max": 2}
 
+# The write/read budget is our own global limiter (pipeline.ratelimit); Celery's per-worker
+# rate limits are unused, so skip their bookkeeping on every task.
+worker_disable_rate_limits = True
+
 task_serializer = "json"
 accept_content = ["json"]
 task_ignore_result = True  # state lives in the store; results would only duplicate it
