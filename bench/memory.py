@@ -240,8 +240,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=0.2, help="RSS sampling interval (s)")
     parser.add_argument("--concurrency", type=int, default=4,
                         help="embedded worker threads (`sync --concurrency`, default 4)")
-    parser.add_argument("--timeout", type=float, default=3600.0,
-                        help="give up after this many seconds (default 3600)")
+    parser.add_argument("--timeout", type=float, default=5400.0,
+                        help="give up after this many seconds (default 5400)")
     parser.add_argument("--target-mb", type=float, default=TARGET_MB)
     parser.add_argument("--input", type=Path, help="use this JSON Lines file (of --records "
                         "valid orders) instead of generating one")

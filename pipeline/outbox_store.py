@@ -47,7 +47,7 @@ class OutboxRow:
     key: OrderKey
     kind: str
     version: str
-    payload: dict[str, Any]
+    payload_data: dict[str, Any] | None  # None: decode `payload_json` on first use (`payload`)
     refs: list[Ref]
     attempts: int
     throttled: int
@@ -60,6 +60,14 @@ class OutboxRow:
     # the ledger as they are instead of encoding and hashing every order again.
     payload_json: str = ""
     digest: str = ""
+
+    @cached_property
+    def payload(self) -> dict[str, Any]:
+        """Decoded on first use: settling a batch, for one, never needs it for upserts."""
+        if self.payload_data is not None:
+            return self.payload_data
+        decoded: dict[str, Any] = loads(self.payload_json)
+        return decoded
 
     @cached_property
     def parts(self) -> Parts | None:
@@ -432,7 +440,7 @@ def _patched(entry: LedgerEntry | None, changes: Mapping[str, Any]) -> dict[str,
 def _row(r: Any) -> OutboxRow:
     return OutboxRow(
         id=r["id"], key=(int(r["integration_id"]), r["order_id"]), kind=r["kind"],
-        version=r["version"], payload=loads(r["payload"]),
+        version=r["version"], payload_data=None,
         refs=[(sid, outcome) for sid, outcome in loads(r["refs"])], attempts=r["attempts"],
         throttled=r["throttled"] or 0, sendcloud_id=r["sendcloud_id"],
         reposted=bool(r["reposted"]), state=r["state"], parts_json=r["parts"] or None,
