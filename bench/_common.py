@@ -138,11 +138,18 @@ def base_env(api_url: str, home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def stop_process_group(proc: subprocess.Popen[Any], grace: float = 15.0) -> None:
-    """SIGTERM the group we started (the process is its leader), SIGKILL after `grace`."""
+# Workers are killed once a run is over: Celery's shutdown signals (TERM, QUIT) only set a
+# flag that an idle worker's event loop reads when it next wakes, 7-10 s later, and there is
+# nothing left to finish (acks_late: an unfinished message would go back to the queue anyway).
+WORKER_STOP = signal.SIGKILL
+
+
+def stop_process_group(proc: subprocess.Popen[Any], grace: float = 15.0,
+                       sig: signal.Signals = signal.SIGTERM) -> None:
+    """Signal the group we started (the process is its leader), SIGKILL after `grace`."""
     if proc.poll() is None:
         try:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, sig)
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -175,9 +182,9 @@ def celery_workers(env: Mapping[str, str], logdir: Path, count: int, concurrency
     finally:
         for proc in procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, WORKER_STOP)
         for proc in procs:
-            stop_process_group(proc)
+            stop_process_group(proc, sig=WORKER_STOP)
 
 
 def broker_outages(logdir: Path) -> int:

@@ -429,7 +429,7 @@ class Workers:
             self.live.clear()
         for proc in procs:
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                os.killpg(proc.pid, signal.SIGKILL)  # after the drain: see _common.WORKER_STOP
         for proc in procs:
             try:
                 proc.wait(timeout=grace)
