@@ -7,6 +7,7 @@ included. Nothing needs more than the repo's venv and the local services.
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
 import platform
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,6 +68,14 @@ def cpu_clock() -> tuple[float, float]:
     tick = os.sysconf("SC_CLK_TCK")
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields) - idle) / tick, sum(fields) / tick
+
+
+def max_in_window(times: Sequence[float], seconds: float) -> int:
+    """The most events in any half-open window [t, t + seconds), as a rate-limiting server
+    counts them; `times` in any order."""
+    ordered = sorted(times)
+    return max((bisect.bisect_left(ordered, t + seconds) - i for i, t in enumerate(ordered)),
+               default=0)
 
 
 def cpu_by_role(workers: list[int]) -> dict[str, float]:

@@ -62,6 +62,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench._common import max_in_window  # noqa: E402
 from emulator.testing import running_emulator  # noqa: E402
 from pipeline.errors import RecordRejected  # noqa: E402
 from pipeline.normalize import normalize_order  # noqa: E402
@@ -563,6 +564,7 @@ def run(cfg: Config) -> dict[str, Any]:
 
         held = _emulator(api_url, "orders")
         stats = _emulator(api_url, "stats")
+        admitted = [float(t) for t, _method, status in stats["writes"] if status != 429]
         letters = [{"integration_id": d.integration_id, "order_id": d.order_id,
                     "reason": d.reason, "record": d.record, "errors": d.errors,
                     "attempts": d.attempts}
@@ -592,8 +594,8 @@ def run(cfg: Config) -> dict[str, Any]:
         "outcomes": {name: sum(int(r[name]) for r in rows) for name in ("records", *OUTCOMES)},
         "emulator": {"orders_held": len(held), "requests": stats["requests"],
                      "faults": stats["faults"], "over_limit_429": _over_limit(stats),
-                     "writes_max_1s": _max_in_window(stats, 1.0),
-                     "writes_max_60s": _max_in_window(stats, 60.0)},
+                     "writes_max_1s": max_in_window(admitted, 1.0),
+                     "writes_max_60s": max_in_window(admitted, 60.0)},
         "store": {"counters": dict(counters), "dead_letters": len(letters),
                   "dead_letter_reasons": dict(Counter(_reason(d) for d in letters)),
                   "outbox_left": status["outbox"], "outbox_rows": left,
@@ -610,17 +612,6 @@ def run(cfg: Config) -> dict[str, Any]:
 def _reason(letter: Mapping[str, Any]) -> str:
     """A dead letter's reason without the details that differ per order."""
     return str(letter.get("reason", "")).split(":")[0][:60]
-
-
-def _max_in_window(stats: Mapping[str, Any], seconds: float) -> int:
-    """Most writes the emulator admitted (not answered 429) in any window of `seconds`."""
-    times = sorted(float(t) for t, _method, status in stats["writes"] if status != 429)
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] >= seconds:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def _settled_rows(rows: Sequence[Mapping[str, Any]]) -> tuple[int, int]:

@@ -55,6 +55,7 @@ from bench._common import (
     dump_json,
     emulator_stats,
     machine,
+    max_in_window,
     pg_database,
     rabbit_vhost,
 )
@@ -132,16 +133,6 @@ def run_driver(env: dict[str, str], spec: dict[str, Any], tmp: Path) -> dict[str
 
 
 # -- measuring -----------------------------------------------------------------------------------
-
-def max_in_window(times: Sequence[float], seconds: float) -> int:
-    """The most events in any half-open window [t, t + seconds); `times` ascending."""
-    best = start = 0
-    for end, t in enumerate(times):
-        while t - times[start] >= seconds:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
 
 @dataclass
 class CpuMeter:

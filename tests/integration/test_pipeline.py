@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bench._common import max_in_window
 from tests.integration.conftest import (
     base_env,
     cluster,
@@ -165,15 +166,6 @@ def test_writes_never_exceed_the_global_limit(tmp_path: Path, database: str) -> 
     assert not [w for w in stats["writes"] if w[2] == 429]
     assert max_in_window(times, 1.0) <= 5
     assert max_in_window(times, 10.0) <= 30
-
-
-def max_in_window(times: list[float], seconds: float) -> int:
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= seconds:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_worker_killed_mid_upsert_loses_nothing(tmp_path: Path, database: str) -> None:

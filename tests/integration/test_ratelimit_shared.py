@@ -21,6 +21,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from bench._common import max_in_window
 from pipeline.ratelimit import BaseLimiter, Limits, Window
 from pipeline.ratelimit_backends import RedisLimiter, SqlLimiter
 
@@ -110,13 +111,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, bucket: str) -> Iter
     else:
         # A fresh file: the processes below also race to create the tables.
         yield Backend("sql", f"sqlite:///{tmp_path / 'state' / 'ordersync.db'}")
-
-
-def max_in_window(times: Sequence[float], seconds: float) -> int:
-    """Most events in any half-open [x, x + seconds) (the server's view)."""
-    ordered = sorted(times)
-    return max((bisect.bisect_left(ordered, t + seconds) - i for i, t in enumerate(ordered)),
-               default=0)
 
 
 def closest(times: Sequence[float], limit: int) -> float:

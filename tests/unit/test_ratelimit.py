@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench._common import max_in_window
 from pipeline.ratelimit import (
     MIN_WAIT,
     AcquireTimeout,
@@ -37,13 +38,6 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += seconds
-
-
-def max_in_window(times: Sequence[float], seconds: float) -> int:
-    """Most events in any half-open [x, x + seconds) (the server's view)."""
-    ordered = sorted(times)
-    return max((bisect.bisect_left(ordered, t + seconds) - i for i, t in enumerate(ordered)),
-               default=0)
 
 
 def mean_fill(times: Sequence[float], window: Window, start: float, end: float) -> float:
