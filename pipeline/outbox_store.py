@@ -54,7 +54,7 @@ class OutboxRow:
     sendcloud_id: int | None
     reposted: bool
     state: str
-    parts_json: Any = None  # Parts.to_json() as stored; decoded on first use (`parts`)
+    parts_json: str | None = None  # Parts.to_json() as stored; decoded on first use (`parts`)
     batch_id: str | None = None
     # The payload as stored and its hash, when read from the store: settling writes them to
     # the ledger as they are instead of encoding and hashing every order again.
@@ -72,9 +72,7 @@ class OutboxRow:
     @cached_property
     def parts(self) -> Parts | None:
         """Only enqueue and send need the parts; confirm does not decode them."""
-        if self.parts_json is None or isinstance(self.parts_json, Parts):
-            return self.parts_json
-        return Parts.from_json(loads(self.parts_json))
+        return Parts.from_json(loads(self.parts_json)) if self.parts_json else None
 
     def as_record(self) -> dict[str, Any]:
         """The row as a producer record (CONTRACT §1): what a dead letter keeps for replay."""
